@@ -1,0 +1,63 @@
+"""Celery configuration only. Tasks are registered from app.tasks through app.jobtask."""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+from kombu import Queue
+
+from app.registry import QUEUES
+from app.settings import get_settings
+
+settings = get_settings()
+
+celery_app = Celery("assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["app.tasks"])
+
+_socket_options = {"socket_connect_timeout": 2, "socket_timeout": 10, "retry_on_timeout": False}
+
+celery_app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # A job is acknowledged only after it ran; a worker killed mid-job gives it back to the queue.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_soft_time_limit=settings.job_soft_time_limit,
+    task_time_limit=settings.job_time_limit,
+    result_expires=settings.result_expires,
+    task_track_started=True,
+    task_send_sent_event=True,
+    worker_send_task_events=True,
+    task_default_queue="default",
+    task_queues=[Queue(name) for name in QUEUES],
+    # Fail fast when Redis is gone instead of blocking the caller; the dispatcher falls back.
+    broker_connection_timeout=2,
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,
+    broker_transport_options={
+        **_socket_options,
+        # Longer than any job may run, so a long job is never handed to a second worker.
+        "visibility_timeout": settings.job_time_limit + 300,
+    },
+    result_backend_transport_options=_socket_options,
+    redis_socket_connect_timeout=2,
+    redis_socket_timeout=10,
+    result_backend_always_retry=False,
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+    worker_hijack_root_logger=True,
+    worker_redirect_stdouts=False,
+)
+
+
+@signals.worker_init.connect
+def _migrate_on_worker_start(**_: object) -> None:
+    from app.db import ensure_migrated
+
+    ensure_migrated()
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_in_child(**_: object) -> None:
+    from app.db import dispose_engines
+
+    dispose_engines()

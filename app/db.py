@@ -1,0 +1,127 @@
+"""Database engine, sessions and migrations.
+
+SQLite runs in WAL mode with a busy timeout so that the web process, the Celery
+worker and fallback processes can write to it at the same time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+from app.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be reached or prepared; the message says why."""
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@lru_cache(maxsize=4)
+def _engine_for(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def get_engine() -> Engine:
+    return _engine_for(get_settings().db_url)
+
+
+def dispose_engines() -> None:
+    """Drop pooled connections inherited from a parent process (after fork)."""
+    if _engine_for.cache_info().currsize:
+        get_engine().dispose(close=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def check_db() -> bool:
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def _alembic_config():
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", get_settings().db_url.replace("%", "%%"))
+    return config
+
+
+@contextmanager
+def _migration_lock() -> Iterator[None]:
+    # Several processes (web, worker, CLI) may start together; only one migrates at a time.
+    data_dir = get_settings().data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / ".migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def migrate() -> None:
+    """Create or upgrade the schema to the newest revision (Alembic)."""
+    from alembic import command
+
+    try:
+        with _migration_lock():
+            command.upgrade(_alembic_config(), "head")
+    except Exception as exc:
+        raise DatabaseError(f"cannot prepare the database at {_redacted_db_url()}: {exc}") from exc
+
+
+_migrated: set[str] = set()
+
+
+def ensure_migrated() -> None:
+    """Migrate once per process and database URL."""
+    url = get_settings().db_url
+    if url not in _migrated:
+        migrate()
+        _migrated.add(url)
+
+
+def _redacted_db_url() -> str:
+    return make_url(get_settings().db_url).render_as_string(hide_password=True)

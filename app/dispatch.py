@@ -1,0 +1,114 @@
+"""One door for jobs: Celery when a worker can take them, the web process's fallback pool when not.
+
+Every job is a row first; then it is published to Celery or handed to the
+fallback pool (FastAPI BackgroundTasks in a request), or, outside the web
+process, run eagerly in the caller's process. Publishing failures fall back
+instead of erroring, so a job is never lost between the two.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app import broker, fallback, jobs, registry
+from app.db import ensure_migrated
+from app.models import Backend, Job
+
+log = logging.getLogger(__name__)
+
+
+def celery_task_name(name: str) -> str:
+    return f"assetmon.{name}"
+
+
+def celery_task_id(job: Job) -> str:
+    # One Celery id per run of a job: a revoked id (a cancel while queued) must not
+    # swallow the message of a later requeue of the same job.
+    return f"{job.id}.{job.runs}"
+
+
+def submit(name: str, kwargs: Any = None, *, background: Any = None) -> Job:
+    """Validate, record and dispatch a job. Raises UnknownTask / InvalidArguments before writing anything."""
+    spec = registry.get(name)
+    clean = spec.validate(kwargs)
+    ensure_migrated()
+    status = broker.status()
+    backend = Backend.celery if status.serves(spec.queue) else _fallback_backend()
+    job = jobs.create_job(spec.name, clean, spec.queue, backend.value)
+    return send(job, background=background, status=status)
+
+
+def send(job: Job, *, background: Any = None, status: broker.BrokerStatus | None = None) -> Job:
+    """Publish an existing queued job to wherever it can run now."""
+    status = status or broker.status()
+    if status.serves(job.queue):
+        try:
+            _publish(job)
+            if job.backend != Backend.celery:
+                jobs.set_backend(job.id, Backend.celery.value, "queued for a Celery worker")
+            return jobs.get_job(job.id)
+        except Exception as exc:
+            broker.invalidate()
+            reason = f"publishing to Celery failed ({exc}); jobs run inside the web process"
+            log.warning("job %s: %s", job.id, reason)
+    else:
+        reason = status.fallback_reason(job.queue)
+    return _run_fallback(job, reason, background)
+
+
+def _publish(job: Job) -> None:
+    from app.celery_app import celery_app
+
+    celery_app.send_task(
+        celery_task_name(job.name),
+        args=[job.id],
+        task_id=celery_task_id(job),
+        queue=job.queue,
+        retry=False,
+    )
+
+
+def _fallback_backend() -> Backend:
+    return Backend.background if fallback.active() is not None else Backend.eager
+
+
+def _run_fallback(job: Job, reason: str, background: Any) -> Job:
+    pool = fallback.active()
+    if pool is not None:
+        jobs.set_backend(job.id, Backend.background.value, "queued in the web process (fallback mode)")
+        if background is not None:
+            background.add_task(pool.run, job.id, reason)
+        else:
+            pool.submit_nowait(job.id, reason)
+        return jobs.get_job(job.id)
+    # No web process around (a shell, the CLI): run it here and now, like Celery's eager mode.
+    from app.runner import run_job
+
+    jobs.set_backend(job.id, Backend.eager.value, "running in the calling process")
+    run_job(job.id, mode="eager", reason=reason)
+    return jobs.get_job(job.id)
+
+
+def requeue(job_id: str, *, background: Any = None) -> Job:
+    job = jobs.reset_for_requeue(job_id)
+    return send(job, background=background)
+
+
+def cancel(job_id: str) -> Job:
+    job, was_running = jobs.request_cancel(job_id)
+    if job.backend == Backend.celery and not was_running:
+        _revoke(celery_task_id(job))
+    return job
+
+
+def _revoke(task_id: str) -> None:
+    # Best effort: the job row already says cancelled, and a runner never claims a cancelled job.
+    if not broker.status().redis_ok:
+        return
+    try:
+        from app.celery_app import celery_app
+
+        celery_app.control.revoke(task_id)
+    except Exception as exc:
+        log.info("revoke of %s not delivered: %s", task_id, exc)

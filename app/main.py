@@ -1,0 +1,122 @@
+"""FastAPI application factory: routers, error handling, start-up recovery and background upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import __version__, broker, fallback, recovery
+from app.db import DatabaseError, ensure_migrated
+from app.jobs import JobError
+from app.registry import InvalidArguments, UnknownTask
+from app.settings import PROJECT_ROOT, get_settings
+from app.web import pages
+from app.web.api import health, jobs
+
+log = logging.getLogger("assetmon")
+
+
+async def _reaper_loop(interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            counts = await run_in_threadpool(recovery.reap)
+            if any(counts.values()):
+                log.warning("reaper: %s", counts)
+        except Exception:
+            log.exception("reaper pass failed")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings = get_settings()
+    await run_in_threadpool(ensure_migrated)
+    fallback.install(asyncio.get_running_loop())
+    # A first probe before serving, so the very first request already reports the right mode.
+    await run_in_threadpool(broker.status, 0)
+    monitor = broker.StatusMonitor()
+    monitor.start()
+    try:
+        counts = await run_in_threadpool(recovery.recover_at_startup)
+        if any(counts.values()):
+            log.warning("start-up recovery: %s", counts)
+    except Exception:
+        log.exception("start-up recovery failed")
+    reaper = asyncio.create_task(_reaper_loop(settings.reaper_interval_seconds))
+    try:
+        yield
+    finally:
+        reaper.cancel()
+        with suppress(asyncio.CancelledError):
+            await reaper
+        monitor.stop()
+        fallback.uninstall()
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})")
+            continue
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)) or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return _error(422, f"invalid request: {_describe(exc.errors())}", errors=errors)
+
+    @app.exception_handler(UnknownTask)
+    async def _unknown(_: Request, exc: UnknownTask) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(InvalidArguments)
+    async def _invalid(_: Request, exc: InvalidArguments) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(JobError)
+    async def _job(_: Request, exc: JobError) -> JSONResponse:
+        return _error(exc.status_code, str(exc))
+
+    @app.exception_handler(DatabaseError)
+    async def _db(_: Request, exc: DatabaseError) -> JSONResponse:
+        return _error(503, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal error; the server log has the details")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="AssetMon", version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,107 @@
+"""The registry of job functions.
+
+`@job(...)` registers a plain function once; the same function is then run by a
+Celery worker, by the web process's fallback pool, or eagerly in the caller's
+process. Arguments are validated from the function's signature before a job
+row is written, so bad input never creates a job.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+QUEUES = ("default", "scans", "secrets")
+
+
+class UnknownTask(LookupError):
+    def __init__(self, name: str) -> None:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        super().__init__(f"no task named {name!r}; registered tasks: {known}")
+
+
+class InvalidArguments(ValueError):
+    def __init__(self, name: str, error: ValidationError | str) -> None:
+        if isinstance(error, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in error.errors()
+            )
+        else:
+            problems = error
+        super().__init__(f"invalid arguments for {name}: {problems}")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    func: Callable[..., Any]
+    queue: str
+    idempotent: bool
+    description: str
+    arguments: type[BaseModel]
+
+    def validate(self, kwargs: Any) -> dict[str, Any]:
+        if kwargs is None:
+            kwargs = {}
+        if not isinstance(kwargs, dict):
+            raise InvalidArguments(self.name, "the body must be a JSON object of keyword arguments")
+        try:
+            model = self.arguments.model_validate(kwargs)
+        except ValidationError as exc:
+            raise InvalidArguments(self.name, exc) from None
+        return model.model_dump(mode="json")
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def _arguments_model(name: str, func: Callable[..., Any]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    hints = get_type_hints(func, include_extras=True)
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"job {name}: *args/**kwargs are not allowed; name every argument")
+        annotation = hints.get(param.name, Any)
+        default = param.default if param.default is not param.empty else ...
+        fields[param.name] = (annotation, default)
+    config = ConfigDict(extra="forbid", strict=False)
+    return create_model(f"{name.title().replace('_', '').replace('.', '')}Args", __config__=config, **fields)
+
+
+def register(func: Callable[..., Any], *, name: str, queue: str, idempotent: bool) -> TaskSpec:
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; queues are {', '.join(QUEUES)}")
+    if name in _REGISTRY:
+        raise ValueError(f"a task named {name!r} is already registered")
+    doc = inspect.getdoc(func) or ""
+    spec = TaskSpec(
+        name=name,
+        func=func,
+        queue=queue,
+        idempotent=idempotent,
+        description=doc.splitlines()[0] if doc else "",
+        arguments=_arguments_model(name, func),
+    )
+    _REGISTRY[name] = spec
+    return spec
+
+
+def get(name: str) -> TaskSpec:
+    _load_tasks()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownTask(name) from None
+
+
+def all_tasks() -> list[TaskSpec]:
+    _load_tasks()
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.name)
+
+
+def _load_tasks() -> None:
+    import app.tasks  # noqa: F401  (importing registers every task)

@@ -1,0 +1,87 @@
+"""Runs one job: claim the row, call the registered function, record the outcome.
+
+The same code runs in a Celery worker, in the web process's fallback pool, and
+eagerly in a caller's process; only the `mode` it reports differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from app import jobs, registry
+from app.context import JobCancelled, JobContext, activate, deactivate
+from app.models import JobStatus
+from app.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class _Heartbeat:
+    """Touches the job row periodically so others can tell the runner is alive."""
+
+    def __init__(self, job_id: str, runner: str, interval: float) -> None:
+        self.job_id, self.runner, self.interval = job_id, runner, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                jobs.heartbeat(self.job_id, self.runner)
+            except Exception as exc:  # a database hiccup must not kill the job
+                log.warning("heartbeat for job %s failed: %s", self.job_id, exc)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _is_soft_time_limit(exc: BaseException) -> bool:
+    return type(exc).__name__ == "SoftTimeLimitExceeded"
+
+
+def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | None = None) -> str | None:
+    """Run the job if it is ours to run. Returns its final status, or None when skipped."""
+    settings = get_settings()
+    runner = jobs.runner_id()
+    job = jobs.claim(job_id, runner, settings.job_max_attempts, settings.job_stale_seconds)
+    if job is None:
+        log.info("job %s skipped: already taken, finished or cancelled", job_id)
+        return None
+    try:
+        spec = registry.get(job.name)
+    except registry.UnknownTask as exc:
+        jobs.finish(job_id, JobStatus.failed, error=str(exc), runner=runner)
+        return JobStatus.failed.value
+
+    deadline = None if mode == "celery" else time.monotonic() + settings.job_soft_time_limit
+    context = JobContext(job_id=job_id, runner=runner, mode=mode, worker=worker, reason=reason, soft_deadline=deadline)
+    token = activate(context)
+    try:
+        with _Heartbeat(job_id, runner, settings.job_heartbeat_seconds):
+            result = spec.func(**job.kwargs)
+        final = JobStatus.succeeded
+        jobs.finish(job_id, final, result=result, runner=runner)
+    except JobCancelled:
+        final = JobStatus.cancelled
+        jobs.finish(job_id, final, message="cancelled on request", runner=runner)
+    except TimeoutError as exc:
+        final = JobStatus.failed
+        jobs.finish(job_id, final, error=f"time limit exceeded: {exc}", runner=runner)
+    except Exception as exc:
+        final = JobStatus.failed
+        if _is_soft_time_limit(exc):
+            error = f"time limit exceeded ({settings.job_soft_time_limit} s)"
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("job %s (%s) failed", job_id, job.name)
+        jobs.finish(job_id, final, error=error, runner=runner)
+    finally:
+        deactivate(token)
+    return final.value

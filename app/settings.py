@@ -1,0 +1,134 @@
+"""Every setting AssetMon reads, from the environment and `.env`.
+
+`python -m app.settings --shell` prints the resolved values as shell assignments,
+so the start scripts use exactly the defaults the Python code uses.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=PROJECT_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # where things live
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="Database, Redis data and logs.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under DATA_DIR.")
+    redis_url: str = "redis://localhost:6379/0"
+
+    # web
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "info"
+
+    # start.sh
+    start_redis: bool = True
+    worker_shutdown_timeout: int = Field(default=20, ge=1, description="Seconds of warm shutdown before SIGKILL.")
+
+    # Celery worker
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    worker_queues: str = "default,scans,secrets"
+    worker_nice: int = Field(default=10, ge=0, le=19, description="Workers run at lower CPU priority than the web UI.")
+    job_soft_time_limit: int = Field(default=3600, ge=1)
+    job_time_limit: int = Field(default=3900, ge=1)
+    result_expires: int = Field(default=86400, ge=60)
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
+
+    # dispatcher
+    broker_probe_timeout: float = Field(default=0.5, gt=0, le=10)
+    broker_probe_cache_seconds: float = Field(default=3.0, ge=0, le=60)
+    worker_ping_timeout: float = Field(default=1.0, gt=0, le=10)
+    fallback_processes: int = Field(default=2, ge=1, le=32)
+
+    # liveness of running jobs
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    job_stale_seconds: float = Field(default=60.0, gt=0)
+    reaper_interval_seconds: float = Field(default=15.0, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value if value.is_absolute() else (PROJECT_ROOT / value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss"):
+            raise ValueError("REDIS_URL must start with redis:// or rediss://")
+        return value
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'assetmon.db'}"
+
+    @property
+    def queues(self) -> list[str]:
+        return [q.strip() for q in self.worker_queues.split(",") if q.strip()]
+
+    @property
+    def redis_is_local(self) -> bool:
+        return urlsplit(self.redis_url).hostname in ("localhost", "127.0.0.1", "::1", None)
+
+    @property
+    def redis_port(self) -> int:
+        return urlsplit(self.redis_url).port or 6379
+
+    def redacted_redis_url(self) -> str:
+        """The Redis URL without its password, for messages and logs."""
+        parts = urlsplit(self.redis_url)
+        if parts.password:
+            netloc = f"{parts.username or ''}:***@{parts.hostname}"
+            if parts.port:
+                netloc += f":{parts.port}"
+            return parts._replace(netloc=netloc).geturl()
+        return self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def _shell_exports(settings: Settings) -> str:
+    values = {
+        "DATA_DIR": str(settings.data_dir),
+        "REDIS_URL": settings.redis_url,
+        "REDIS_URL_REDACTED": settings.redacted_redis_url(),
+        "REDIS_IS_LOCAL": "1" if settings.redis_is_local else "0",
+        "REDIS_PORT": str(settings.redis_port),
+        "HOST": settings.host,
+        "PORT": str(settings.port),
+        "LOG_LEVEL": settings.log_level,
+        "START_REDIS": "1" if settings.start_redis else "0",
+        "WORKER_CONCURRENCY": str(settings.worker_concurrency),
+        "WORKER_QUEUES": settings.worker_queues,
+        "WORKER_NICE": str(settings.worker_nice),
+        "WORKER_SHUTDOWN_TIMEOUT": str(settings.worker_shutdown_timeout),
+    }
+    return "\n".join(f"ASSETMON_{k}={shlex.quote(v)}" for k, v in values.items())
+
+
+if __name__ == "__main__":
+    try:
+        resolved = Settings()
+    except Exception as exc:  # a bad .env: say what is wrong, no traceback
+        print(f"assetmon: invalid settings: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if "--shell" in sys.argv:
+        print(_shell_exports(resolved))
+    else:
+        print(resolved.model_dump_json(indent=2))

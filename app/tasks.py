@@ -1,0 +1,76 @@
+"""Registered jobs. Each is a plain function; `@job` wraps it once for Celery and the fallback.
+
+    from app.tasks import health_check
+    print(health_check.delay().get())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from app import __version__
+from app.context import current_job
+from app.jobtask import job
+
+
+@job(idempotent=True)
+def health_check() -> dict:
+    """Answer from wherever jobs run now: a Celery worker, or eagerly in-process."""
+    from app.db import check_db
+
+    ctx = current_job()
+    answer = {
+        "status": "ok",
+        "mode": "celery" if ctx.mode == "celery" else "eager",
+        "worker": ctx.worker,
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "db": "ok" if check_db() else "unreachable",
+        "version": __version__,
+        "time": datetime.now(UTC).isoformat(),
+    }
+    if ctx.reason and answer["mode"] == "eager":
+        answer["reason"] = ctx.reason
+    return answer
+
+
+@job(idempotent=True)
+def diag_sleep(
+    seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0,
+    steps: Annotated[int, Field(ge=1, le=1000)] = 10,
+) -> dict:
+    """Diagnostics: wait, reporting progress; cancellable at every step."""
+    ctx = current_job()
+    for step in range(steps):
+        ctx.progress(step * 100 // steps, f"sleeping, step {step + 1} of {steps}")
+        time.sleep(seconds / steps)
+    ctx.progress(100, "woke up")
+    return {"slept": seconds}
+
+
+@job(idempotent=True)
+def diag_cpu(seconds: Annotated[float, Field(ge=0, le=600)] = 2.0) -> dict:
+    """Diagnostics: keep one CPU busy (hashing) for a while, to test capacity and responsiveness."""
+    ctx = current_job()
+    start = time.monotonic()
+    digest = b"assetmon"
+    rounds = 0
+    while (elapsed := time.monotonic() - start) < seconds:
+        for _ in range(2000):
+            digest = hashlib.sha256(digest).digest()
+        rounds += 2000
+        ctx.progress(int(elapsed * 100 / seconds) if seconds else 100, f"{rounds:,} hashes")
+    return {"rounds": rounds, "digest": digest.hex()[:16]}
+
+
+@job()
+def diag_fail(message: Annotated[str, Field(max_length=200)] = "failed on purpose") -> None:
+    """Diagnostics: a job that always fails, to check error reporting and notifications."""
+    raise RuntimeError(message)

@@ -1,0 +1,25 @@
+"""The mode and health summary shown by /healthz, the mode badge and `assetmon health`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import __version__, broker
+from app.db import check_db
+
+
+def health(max_age: float | None = None) -> dict[str, Any]:
+    status = broker.status(max_age=max_age)
+    body: dict[str, Any] = {
+        "status": "ok",
+        "mode": status.mode,
+        "redis": "ok" if status.redis_ok else "unreachable",
+        "workers": len(status.workers),
+        "db": "ok" if check_db() else "unreachable",
+        "version": __version__,
+    }
+    if status.mode == "fallback":
+        body["reason"] = f"{status.reason}; jobs run inside the web process"
+    if body["db"] != "ok":
+        body["status"] = "degraded"
+    return body
