@@ -87,8 +87,7 @@ def probe() -> BrokerStatus:
     reason = None
     if not workers:
         reason = (
-            f"Redis at {url} answers but no Celery worker answered a ping within "
-            f"{settings.worker_ping_timeout:g} s"
+            f"Redis at {url} answers but no Celery worker answered a ping within {settings.worker_ping_timeout:g} s"
         )
     return BrokerStatus(True, workers, reason, time.monotonic())
 

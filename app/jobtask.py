@@ -1,11 +1,11 @@
 """`@job`: a plain function, wrapped once for Celery, callable through the dispatcher.
 
-    @job(queue="scans")
-    def scan_target(target_id: int) -> dict: ...
+@job(queue="scans")
+def scan_target(target_id: int) -> dict: ...
 
-    scan_target(target_id=1)                  # plain call, no job row
-    handle = scan_target.delay(target_id=1)   # a job: Celery worker, fallback pool or eager
-    handle.get(timeout=60)                    # wait for its result
+scan_target(target_id=1)                  # plain call, no job row
+handle = scan_target.delay(target_id=1)   # a job: Celery worker, fallback pool or eager
+handle.get(timeout=60)                    # wait for its result
 """
 
 from __future__ import annotations

@@ -109,7 +109,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal error; the server log has the details")
 
 
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)-8s %(name)s: %(message)s")
+
+
 def create_app() -> FastAPI:
+    _configure_logging()
     app = FastAPI(title="AssetMon", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -98,6 +98,19 @@ class Settings(BaseSettings):
         return self.redis_url
 
 
+def describe_error(exc: Exception) -> str:
+    """A settings validation error as one line per variable, without pydantic's links."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = []
+    for err in errors():
+        name = ".".join(str(p) for p in err.get("loc", ())).upper() or "settings"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"{name}: {msg} (got {err.get('input')!r})")
+    return "; ".join(lines)
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
@@ -126,7 +139,7 @@ if __name__ == "__main__":
     try:
         resolved = Settings()
     except Exception as exc:  # a bad .env: say what is wrong, no traceback
-        print(f"assetmon: invalid settings: {exc}", file=sys.stderr)
+        print(f"assetmon: invalid settings: {describe_error(exc)}", file=sys.stderr)
         sys.exit(2)
     if "--shell" in sys.argv:
         print(_shell_exports(resolved))

@@ -1,7 +1,7 @@
 """Registered jobs. Each is a plain function; `@job` wraps it once for Celery and the fallback.
 
-    from app.tasks import health_check
-    print(health_check.delay().get())
+from app.tasks import health_check
+print(health_check.delay().get())
 """
 
 from __future__ import annotations

@@ -1,0 +1,247 @@
+"""`assetmon`: the command line, over the same functions as the web app.
+
+Exit codes: 0 success, 1 the thing asked about is not healthy / failed, 2 bad input or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app import __version__
+
+app = typer.Typer(help="AssetMon: self-hosted attack-surface monitor.", no_args_is_help=True, add_completion=False)
+jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _prepare_db() -> None:
+    from app.db import DatabaseError, ensure_migrated
+
+    try:
+        ensure_migrated()
+    except DatabaseError as exc:
+        _fail(str(exc))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        out.print(f"assetmon {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    job: Annotated[bool, typer.Option("--job/--no-job", help="Also run the health_check job.")] = True,
+) -> None:
+    """Mode (celery or fallback), Redis, workers and database; runs health_check where jobs run."""
+    from app.web.status import health as health_summary
+
+    _prepare_db()
+    summary = health_summary(max_age=0)
+    if job:
+        from app.jobtask import JobFailed
+        from app.tasks import health_check
+
+        try:
+            summary["health_check"] = health_check.delay().get(timeout=30)
+        except (JobFailed, TimeoutError) as exc:
+            summary["health_check"] = {"status": "failed", "error": str(exc)}
+    if as_json:
+        _print_json(summary)
+    else:
+        colour = "green" if summary["mode"] == "celery" else "yellow"
+        out.print(f"mode     [bold {colour}]{summary['mode']}[/]")
+        if summary.get("reason"):
+            out.print(f"         {summary['reason']}", style="yellow", highlight=False)
+        out.print(f"redis    {summary['redis']}")
+        out.print(f"workers  {summary['workers']}")
+        out.print(f"db       {summary['db']}")
+        out.print(f"version  {summary['version']}")
+        if job:
+            check = summary["health_check"]
+            where = check.get("worker") or f"this process ({check.get('mode', '?')})"
+            out.print(f"job      {check.get('status')} from {where}", highlight=False)
+    ok = summary["db"] == "ok" and summary.get("health_check", {"status": "ok"}).get("status") == "ok"
+    raise typer.Exit(0 if ok else 1)
+
+
+def _job_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False)
+    for column in ("job", "task", "queue", "backend", "state", "progress", "message", "created"):
+        table.add_column(column)
+    for job in rows:
+        table.add_row(
+            job["job_id"],
+            job["name"],
+            job["queue"],
+            job["backend"],
+            job["status"],
+            f"{job['progress']}%",
+            (job["error"] or job["message"] or "")[:60],
+            (job["created_at"] or "")[:19].replace("T", " "),
+        )
+    return table
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed or cancelled")] = None,
+    name: Annotated[str | None, typer.Option(help="Task name")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List recent jobs, newest first."""
+    from app import jobs
+    from app.models import JobStatus
+
+    if status and status not in {s.value for s in JobStatus}:
+        _fail(f"unknown status {status!r}; use one of {', '.join(s.value for s in JobStatus)}")
+    _prepare_db()
+    rows = [jobs.to_dict(j) for j in jobs.list_jobs(status=status, name=name, limit=limit)]
+    if as_json:
+        _print_json({"jobs": rows, "count": len(rows)})
+    else:
+        out.print(_job_table(rows))
+
+
+def _job_or_fail(action, job_id: str) -> dict[str, Any]:
+    from app import jobs
+
+    _prepare_db()
+    try:
+        return jobs.to_dict(action(job_id))
+    except jobs.JobError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str) -> None:
+    """Everything about one job, as JSON."""
+    from app import jobs
+
+    _print_json(_job_or_fail(jobs.get_job, job_id))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a queued job, or ask a running one to stop."""
+    from app import dispatch
+
+    job = _job_or_fail(dispatch.cancel, job_id)
+    out.print(f"job {job_id}: {job['status']} — {job['message']}", highlight=False)
+
+
+@jobs_app.command("requeue")
+def jobs_requeue(job_id: str) -> None:
+    """Run a finished job again with the same arguments."""
+    from app import dispatch
+
+    job = _job_or_fail(dispatch.requeue, job_id)
+    out.print(f"job {job_id}: {job['status']} on {job['backend']}", highlight=False)
+
+
+def _parse_args(pairs: list[str]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--arg expects NAME=VALUE, got {pair!r}")
+        try:
+            kwargs[key] = json.loads(raw)
+        except ValueError:
+            kwargs[key] = raw
+    return kwargs
+
+
+@jobs_app.command("trigger")
+def jobs_trigger(
+    task: str,
+    arg: Annotated[list[str] | None, typer.Option("--arg", "-a", help="NAME=VALUE (JSON or text); repeatable")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the job to finish and print its result.")] = False,
+    timeout: Annotated[float, typer.Option(min=0.1)] = 300.0,
+) -> None:
+    """Queue a registered task (see `assetmon jobs tasks`)."""
+    from app import dispatch, registry
+    from app.jobtask import JobFailed, JobHandle
+
+    kwargs = _parse_args(arg or [])
+    _prepare_db()
+    try:
+        job = dispatch.submit(task, kwargs)
+    except (registry.UnknownTask, registry.InvalidArguments) as exc:
+        _fail(str(exc))
+    out.print(f"job {job.id}: {job.status} on {job.backend}", highlight=False)
+    if wait:
+        try:
+            _print_json(JobHandle(job.id).get(timeout=timeout))
+        except (JobFailed, TimeoutError) as exc:
+            _fail(str(exc), code=1)
+
+
+@jobs_app.command("tasks")
+def jobs_tasks() -> None:
+    """The tasks that can be triggered."""
+    from app import registry
+
+    table = Table()
+    for column in ("task", "queue", "description"):
+        table.add_column(column)
+    for spec in registry.all_tasks():
+        table.add_row(spec.name, spec.queue, spec.description)
+    out.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or migrate it to the newest schema."""
+    from app.db import DatabaseError, migrate
+
+    try:
+        migrate()
+    except DatabaseError as exc:
+        _fail(str(exc))
+    out.print("database is up to date")
+
+
+def main() -> None:
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:  # a bad value in .env or the environment
+        from app.settings import describe_error
+
+        err.print(f"[bold red]error:[/] invalid settings: {describe_error(exc)}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
