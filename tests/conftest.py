@@ -1,0 +1,97 @@
+"""Shared fixtures: an isolated data dir and settings, a real redis-server, workers and web servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import RedisServer, WebServer, Worker, app_env
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # a privileged port nothing listens on: refused at once
+
+
+def _reset_caches() -> None:
+    from app import broker, db
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    broker.invalidate()
+    db._engine_for.cache_clear()
+    db._migrated.clear()
+
+
+@pytest.fixture
+def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """In-process settings pointing at a fresh data dir and an unreachable Redis."""
+    for key in list(os.environ):
+        if key in ("DATABASE_URL", "REDIS_URL", "DATA_DIR"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REDIS_URL", UNREACHABLE_REDIS)
+    monkeypatch.setenv("JOB_STALE_SECONDS", "4")
+    _reset_caches()
+    from app.db import ensure_migrated
+
+    ensure_migrated()
+    yield tmp_path / "data"
+    _reset_caches()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server for one test only (for tests that kill or restart it)."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def celery_env(data_dir: Path, redis_server: RedisServer) -> dict[str, str]:
+    # Each test gets its own Redis database number space via a flush, so queues never leak between tests.
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushdb()
+    return app_env(data_dir, redis_server.url)
+
+
+@pytest.fixture
+def fallback_env(data_dir: Path) -> dict[str, str]:
+    return app_env(data_dir, UNREACHABLE_REDIS)
+
+
+@pytest.fixture
+def worker(celery_env: dict[str, str]) -> Iterator[Worker]:
+    w = Worker(celery_env).start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def web(celery_env: dict[str, str]) -> Iterator[WebServer]:
+    server = WebServer(celery_env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fallback_web(fallback_env: dict[str, str]) -> Iterator[WebServer]:
+    server = WebServer(fallback_env).start()
+    yield server
+    server.stop()

@@ -1,0 +1,240 @@
+"""Real processes for tests: redis-server, Celery workers, the web server, start.sh.
+
+Everything binds 127.0.0.1 on a free port and lives in a temp dir; every process
+runs in its own session so a test can kill it (or its whole group) for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the thing is not up yet
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        if proc is not None:
+            kill_group(proc)
+        return
+    kill_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        proc.wait(timeout=5)
+    kill_group(proc)  # leftovers in the group
+
+
+class RedisServer:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed; run ./setup_tools.sh")
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.workdir),
+                "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+            ],
+            stdout=open(self.workdir / "redis.log", "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(self.ping, 10, what=f"redis-server on port {self.port}")
+        return self
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self.proc = None
+
+
+def app_env(data_dir: Path, redis_url: str, **extra: Any) -> dict[str, str]:
+    """Environment for AssetMon processes: short liveness timings so failures show within seconds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSETMON_", "DATABASE_URL"))}
+    env.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "REDIS_URL": redis_url,
+            "LOG_LEVEL": "info",
+            "JOB_HEARTBEAT_SECONDS": "0.5",
+            "JOB_STALE_SECONDS": "4",
+            "REAPER_INTERVAL_SECONDS": "1",
+            "BROKER_PROBE_CACHE_SECONDS": "0.5",
+            "WORKER_SHUTDOWN_TIMEOUT": "10",
+            "WORKER_NICE": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update({k.upper(): str(v) for k, v in extra.items()})
+    return env
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], name: str = "w1", concurrency: int = 2, queues: str | None = None) -> None:
+        self.env, self.name, self.concurrency, self.queues = env, name, concurrency, queues
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(env["DATA_DIR"]) / f"worker-{name}.log"
+
+    def start(self, wait: bool = True) -> Worker:
+        Path(self.env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        cmd = [str(ROOT / "start_worker.sh"), "--name", self.name, "--concurrency", str(self.concurrency)]
+        if self.queues:
+            cmd += ["--queues", self.queues]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        if wait:
+            wait_for(lambda: "ready." in self.log.read_text(errors="replace"), 60, what=f"worker {self.name} ready")
+        return self
+
+    def child_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split() if int(p) != self.proc.pid]
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        stop(self.proc, timeout=20)
+
+
+class WebServer:
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env = dict(env, PORT=str(self.port), HOST="127.0.0.1")
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(env["DATA_DIR"]) / f"web-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WebServer:
+        Path(self.env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [str(ROOT / "start_web.sh")],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: self.get("/healthz").status_code == 200, 60, what="web server /healthz")
+        return self
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=15)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=15, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=15, **kw)
+
+    def health(self) -> dict[str, Any]:
+        return self.get("/healthz").json()
+
+    def trigger(self, task: str, **kwargs: Any) -> dict[str, Any]:
+        response = self.post(f"/api/v1/jobs/trigger/{task}", json=kwargs)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.get(f"/api/v1/jobs/{job_id}").json()
+
+    def wait_job(self, job_id: str, states=("succeeded", "failed", "cancelled"), timeout: float = 60) -> dict[str, Any]:
+        return wait_for(
+            lambda: (j := self.job(job_id))["status"] in states and j, timeout, what=f"job {job_id} to reach {states}"
+        )
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VENV_BIN / "assetmon"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def run_python(env: dict[str, str], code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(VENV_BIN / "python"), "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def processes_with_env(marker: str) -> list[tuple[int, str]]:
+    """Live processes whose environment contains `marker` (to prove nothing was left behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "State:\tZ" in status:
+                    continue
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except OSError:
+            continue
+    return found
