@@ -20,8 +20,14 @@ class StartSh:
         self.env = dict(env, PORT=str(self.port), HOST="127.0.0.1", **{key: value})
         self.output: list[str] = []
         self.proc = subprocess.Popen(
-            [str(ROOT / "start.sh")], cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [str(ROOT / "start.sh")],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
 

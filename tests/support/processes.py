@@ -39,7 +39,14 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "cond
         except Exception as exc:  # the thing is not up yet
             last_exc = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    detail = f" (last error: {last_exc})" if last_exc else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
+
+
+def spawn(cmd: list[str], log: Path, **kw: Any) -> subprocess.Popen:
+    """Start a process in its own session, output appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
@@ -75,14 +82,23 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [
-                "redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.workdir),
-                "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
             ],
-            stdout=open(self.workdir / "redis.log", "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.workdir / "redis.log",
         )
         wait_for(self.ping, 10, what=f"redis-server on port {self.port}")
         return self
@@ -138,9 +154,7 @@ class Worker:
         cmd = [str(ROOT / "start_worker.sh"), "--name", self.name, "--concurrency", str(self.concurrency)]
         if self.queues:
             cmd += ["--queues", self.queues]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.proc = spawn(cmd, self.log, cwd=ROOT, env=self.env)
         if wait:
             wait_for(lambda: "ready." in self.log.read_text(errors="replace"), 60, what=f"worker {self.name} ready")
         return self
@@ -171,14 +185,7 @@ class WebServer:
 
     def start(self) -> WebServer:
         Path(self.env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [str(ROOT / "start_web.sh")],
-            cwd=ROOT,
-            env=self.env,
-            stdout=open(self.log, "ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = spawn([str(ROOT / "start_web.sh")], self.log, cwd=ROOT, env=self.env)
         wait_for(lambda: self.get("/healthz").status_code == 200, 60, what="web server /healthz")
         return self
 
