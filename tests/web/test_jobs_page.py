@@ -1,0 +1,106 @@
+"""The Jobs page in a real headless Chromium (Debian's), driven by Playwright."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ROOT, wait_for
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; ./setup_tools.sh --with-test-tools installs it")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_jobs_page_live_updates_cancel_and_requeue(web, worker, page):
+    wait_for(lambda: web.health()["mode"] == "celery", 15, what="celery mode")
+    page.goto(web.url + "/jobs")
+    assert "celery" in page.locator("#mode-badge").inner_text()
+
+    quick = web.trigger("diag_sleep", seconds=3, steps=6)["job_id"]
+    row = page.locator(f"#job-{quick}")
+    row.wait_for(timeout=10_000)  # appears without a reload
+    page.wait_for_selector(f"#job-{quick}[data-status=running]", timeout=15_000)
+    _shot(page, "jobs-running")
+    page.wait_for_selector(f"#job-{quick}[data-status=succeeded]", timeout=30_000)
+    assert "100%" in row.inner_text()
+
+    slow = web.trigger("diag_sleep", seconds=60, steps=600)["job_id"]
+    page.wait_for_selector(f"#job-{slow}[data-status=running]", timeout=15_000)
+    page.locator(f"#job-{slow} button.cancel").click()
+    page.wait_for_selector(f"#job-{slow}[data-status=cancelled]", timeout=20_000)
+    assert web.job(slow)["status"] == "cancelled"
+
+    page.locator(f"#job-{slow} button.requeue").click()
+    wait_for(lambda: web.job(slow)["runs"] == 2, 10, what="requeued")
+    page.wait_for_selector(f"#job-{slow}[data-status=running]", timeout=20_000)
+    page.locator(f"#job-{slow} button.cancel").click()
+    page.wait_for_selector(f"#job-{slow}[data-status=cancelled]", timeout=20_000)
+    _shot(page, "jobs-after-cancel")
+
+
+def test_fallback_badge_and_hostile_text_is_escaped(fallback_web, page):
+    payload = "<img src=x onerror=window.__pwned=1><script>window.__pwned=2</script>"
+    job = fallback_web.trigger("diag_fail", message=payload)["job_id"]
+    fallback_web.wait_job(job)
+    page.goto(fallback_web.url + "/jobs")
+    badge = page.locator("#mode-badge").inner_text()
+    assert "fallback" in badge and "not reachable" in badge
+    assert payload in page.locator(f"#job-{job} .message").inner_text()
+    assert page.evaluate("window.__pwned") is None
+    _shot(page, "jobs-fallback")
+
+
+def test_filter_by_state_is_a_bookmarkable_url(fallback_web, page):
+    ok = fallback_web.trigger("health_check")["job_id"]
+    bad = fallback_web.trigger("diag_fail")["job_id"]
+    fallback_web.wait_job(ok)
+    fallback_web.wait_job(bad)
+    page.goto(fallback_web.url + "/jobs")
+    page.select_option("select[name=status]", "failed")
+    page.wait_for_url("**/jobs?status=failed", timeout=10_000)
+    assert page.locator(f"#job-{bad}").count() == 1 and page.locator(f"#job-{ok}").count() == 0
+    page.reload()
+    assert page.locator(f"#job-{bad}").count() == 1 and page.locator(f"#job-{ok}").count() == 0
+
+
+def test_ui_actions_require_the_htmx_header(fallback_web):
+    job = fallback_web.trigger("diag_sleep", seconds=20, steps=200)["job_id"]
+    response = fallback_web.post(f"/ui/jobs/{job}/cancel")  # a plain cross-site form post
+    assert response.status_code == 403
+    assert fallback_web.job(job)["cancel_requested"] is False
+    fallback_web.post(f"/api/v1/jobs/{job}/cancel")
