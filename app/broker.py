@@ -42,6 +42,7 @@ class BrokerStatus:
 
 _lock = threading.Lock()
 _cached: BrokerStatus | None = None
+_monitored = False  # True while a StatusMonitor keeps _cached fresh (in the web process)
 
 
 def redis_client(timeout: float | None = None) -> redis.Redis:
@@ -61,20 +62,22 @@ def ping_redis() -> bool:
         return False
 
 
-def ping_workers(timeout: float | None = None) -> dict[str, list[str]]:
-    """Ask every worker which queues it consumes; waits at most `timeout` seconds."""
+def ping_workers(timeout: float | None = None, expect: int | None = None) -> dict[str, list[str]]:
+    """Ask every worker which queues it consumes; waits at most `timeout` seconds,
+    or only until `expect` workers have answered."""
     from app.celery_app import celery_app
 
     settings = get_settings()
     try:
-        replies = celery_app.control.inspect(timeout=timeout or settings.worker_ping_timeout).active_queues()
+        inspector = celery_app.control.inspect(timeout=timeout or settings.worker_ping_timeout, limit=expect)
+        replies = inspector.active_queues()
     except Exception as exc:  # the broker went away mid-call
         log.debug("worker ping failed: %s", exc)
         return {}
     return {node: sorted(q["name"] for q in queues) for node, queues in (replies or {}).items()}
 
 
-def probe() -> BrokerStatus:
+def probe(expect: int | None = None) -> BrokerStatus:
     settings = get_settings()
     url = settings.redacted_redis_url()
     if not ping_redis():
@@ -83,7 +86,7 @@ def probe() -> BrokerStatus:
             reason=f"Redis at {url} is not reachable",
             checked_at=time.monotonic(),
         )
-    workers = ping_workers()
+    workers = ping_workers(expect=expect)
     reason = None
     if not workers:
         reason = (
@@ -97,7 +100,9 @@ def status(max_age: float | None = None) -> BrokerStatus:
     global _cached
     age = get_settings().broker_probe_cache_seconds if max_age is None else max_age
     current = _cached
-    if current is not None and time.monotonic() - current.checked_at <= age:
+    if current is not None and (_monitored and max_age is None or time.monotonic() - current.checked_at <= age):
+        # With a monitor running, callers never wait for a probe: the monitor's answer is at most
+        # one probe interval old.
         return current
     with _lock:
         if _cached is None or time.monotonic() - _cached.checked_at > age:
@@ -152,21 +157,28 @@ def pending_task_ids(queues: list[str], limit: int = 20000) -> set[str] | None:
 class StatusMonitor:
     """Keeps the cached status fresh from a background thread, so web requests never wait on a probe."""
 
-    def __init__(self, interval: float = 2.0) -> None:
-        self.interval = interval
+    def __init__(self, interval: float | None = None) -> None:
+        self.interval = interval if interval is not None else max(0.5, get_settings().broker_probe_cache_seconds)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        global _monitored
+        _monitored = True
         self._thread = threading.Thread(target=self._run, name="broker-status", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         global _cached
         previous: str | None = None
+        rounds = 0
         while not self._stop.is_set():
             try:
-                fresh = probe()
+                # Stop waiting once the workers seen last time have answered; every tenth round
+                # waits the full ping timeout to discover new workers.
+                known = len(_cached.workers) if _cached is not None and rounds % 10 else 0
+                rounds += 1
+                fresh = probe(expect=known or None)
                 _cached = fresh
                 if fresh.mode != previous:
                     log.warning("job mode is now %s%s", fresh.mode, f" ({fresh.reason})" if fresh.reason else "")
@@ -176,6 +188,8 @@ class StatusMonitor:
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
+        global _monitored
+        _monitored = False
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)

@@ -6,6 +6,7 @@ so the start scripts use exactly the defaults the Python code uses.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from functools import lru_cache
@@ -16,6 +17,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Leave one CPU to the web server (and Redis) by default: the UI must stay quick while jobs run.
+SPARE_CPUS = max(1, (os.cpu_count() or 2) - 1)
 
 
 class Settings(BaseSettings):
@@ -40,7 +43,7 @@ class Settings(BaseSettings):
     worker_shutdown_timeout: int = Field(default=20, ge=1, description="Seconds of warm shutdown before SIGKILL.")
 
     # Celery worker
-    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    worker_concurrency: int = Field(default=SPARE_CPUS, ge=1, le=64)
     worker_queues: str = "default,scans,secrets"
     worker_nice: int = Field(default=10, ge=0, le=19, description="Workers run at lower CPU priority than the web UI.")
     job_soft_time_limit: int = Field(default=3600, ge=1)
@@ -52,7 +55,7 @@ class Settings(BaseSettings):
     broker_probe_timeout: float = Field(default=0.5, gt=0, le=10)
     broker_probe_cache_seconds: float = Field(default=3.0, ge=0, le=60)
     worker_ping_timeout: float = Field(default=1.0, gt=0, le=10)
-    fallback_processes: int = Field(default=2, ge=1, le=32)
+    fallback_processes: int = Field(default=SPARE_CPUS, ge=1, le=32)
 
     # liveness of running jobs
     job_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
