@@ -21,9 +21,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.settings import SPARE_CPUS  # noqa: E402
-from tests.support.processes import RedisServer, WebServer, Worker, app_env, wait_for  # noqa: E402
-
+from app.settings import SPARE_CPUS
+from tests.support.processes import RedisServer, WebServer, Worker, app_env, wait_for
 
 # The defaults a user runs with (the test helpers shorten these to make failures show fast).
 PRODUCTION_TIMINGS = {
@@ -89,7 +88,8 @@ def main() -> int:
             web.stop()
             redis.stop()
 
-        env = app_env(root / "fallback", "redis://127.0.0.1:1/0", FALLBACK_PROCESSES=args.concurrency, **PRODUCTION_TIMINGS)
+        unreachable = "redis://127.0.0.1:1/0"
+        env = app_env(root / "fallback", unreachable, FALLBACK_PROCESSES=args.concurrency, **PRODUCTION_TIMINGS)
         web = WebServer(env).start()
         try:
             idle_fallback = measure(web.url + "/jobs", args.requests)
@@ -100,7 +100,7 @@ def main() -> int:
             web.stop()
 
     print(f"\nGET /jobs latency, {args.requests} sequential requests per phase (ms); {os.cpu_count()} CPUs,")
-    print(f"worker concurrency and fallback processes {args.concurrency} (default {SPARE_CPUS}), 8 diag_cpu jobs queued")
+    print(f"worker and fallback processes: {args.concurrency} (default {SPARE_CPUS}); 8 diag_cpu jobs queued")
     print(f"{'phase':<24}{'p50':>8}{'p95':>8}{'max':>8}{'p95/idle':>10}")
     for name, r, ratio in rows:
         print(f"{name:<24}{r['p50']:>8.2f}{r['p95']:>8.2f}{r['max']:>8.1f}{(f'{ratio:.2f}x' if ratio else ''):>10}")
