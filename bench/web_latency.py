@@ -71,6 +71,13 @@ def main() -> int:
     args = parser.parse_args()
 
     rows = []
+
+    def idle_then_loaded(web: WebServer, mode: str) -> None:
+        idle = measure(web.url + "/jobs", args.requests)
+        rows.append((f"idle ({mode} web)", idle, None))
+        load = loaded(web, args.requests, args.job_seconds, args.concurrency)
+        rows.append((f"8 CPU jobs, {mode}", load, load["p95"] / idle["p95"]))
+
     with tempfile.TemporaryDirectory(prefix="assetmon-bench-") as tmp:
         root = Path(tmp)
         redis = RedisServer(root / "redis").start()
@@ -79,10 +86,7 @@ def main() -> int:
         worker = Worker(env, concurrency=args.concurrency).start()
         try:
             wait_for(lambda: web.health()["mode"] == "celery", 30, what="celery mode")
-            idle_celery = measure(web.url + "/jobs", args.requests)
-            rows.append(("idle (celery web)", idle_celery, None))
-            load = loaded(web, args.requests, args.job_seconds, args.concurrency)
-            rows.append(("8 CPU jobs, celery", load, load["p95"] / idle_celery["p95"]))
+            idle_then_loaded(web, "celery")
         finally:
             worker.stop()
             web.stop()
@@ -92,10 +96,7 @@ def main() -> int:
         env = app_env(root / "fallback", unreachable, FALLBACK_PROCESSES=args.concurrency, **PRODUCTION_TIMINGS)
         web = WebServer(env).start()
         try:
-            idle_fallback = measure(web.url + "/jobs", args.requests)
-            rows.append(("idle (fallback web)", idle_fallback, None))
-            load = loaded(web, args.requests, args.job_seconds, args.concurrency)
-            rows.append(("8 CPU jobs, fallback", load, load["p95"] / idle_fallback["p95"]))
+            idle_then_loaded(web, "fallback")
         finally:
             web.stop()
 
