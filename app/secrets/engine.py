@@ -1,0 +1,340 @@
+"""The secret-scanning engine: linear-time candidates, exact matches, quiet filters.
+
+1. Hyperscan runs every rule's expression over the raw bytes in one pass (linear time, no
+   backtracking) and reports (rule, end offset) candidates.
+2. Each candidate is confirmed with the rule's Python regex inside a window of at most a few
+   kilobytes around it; that gives the exact bytes of the `secret` group. Bounded windows keep
+   even a pathological rule or input from backtracking over a whole file.
+3. Filters drop what is not a finding: placeholders, documentation examples, low entropy,
+   substrings of longer blobs, values from the rule's allowlist.
+
+Input arrives as chunks of any size; consecutive buffers overlap by more than the longest
+possible match, so a secret that crosses a chunk border is found once, at its true offset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.secrets.rules import CONFIDENCES, Rule, RuleError, RuleSet
+
+MAX_CANDIDATES_PER_FILE = 200_000
+_CONFIDENCE_RANK = {name: i for i, name in enumerate(CONFIDENCES)}
+
+# Values that are placeholders, not credentials.
+_PLACEHOLDER_PARTS = (
+    b"example", b"sample", b"dummy", b"placeholder", b"your", b"changeme", b"change_me", b"change-me",
+    b"redacted", b"xxxx", b"****", b"....", b"<", b">", b"${", b"{{", b"}}", b"%s", b"insert", b"replace",
+    b"lorem", b"fake", b"not_a_real", b"abcdefgh", b"12345678",
+)
+# Words that give away a made-up value in a free-form (generic) match; provider formats may contain them.
+_GENERIC_PLACEHOLDER_WORDS = (b"password", b"passwd", b"secret", b"token", b"apikey", b"api_key", b"mykey")
+_COMMON_PASSWORDS = {
+    b"pass", b"admin", b"root", b"test", b"qwerty", b"letmein", b"welcome", b"default", b"guest",
+    b"user", b"username", b"pwd", b"p@ssw0rd", b"hunter2", b"foobar", b"foo", b"bar",
+}
+_UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SRI = re.compile(rb"(?:sha256|sha384|sha512)-[A-Za-z0-9+/=]+")
+_REPEAT = re.compile(rb"(.)\1{7,}")
+_BLOB_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+@dataclass
+class Finding:
+    rule: str
+    description: str
+    severity: str
+    confidence: str
+    file: str
+    start: int  # byte offsets of the secret itself in the (decompressed) file
+    end: int
+    line: int  # 1-based
+    column: int  # 1-based, in bytes
+    value: bytes = field(repr=False)
+    window: bytes = field(repr=False, default=b"")  # raw bytes around the secret, for context
+    window_start: int = 0
+    source: str | None = None  # original source file, for findings inside a source map
+    source_line: int | None = None
+    source_column: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.rule.encode() + b"\0" + self.value).hexdigest()[:32]
+
+    @property
+    def secret(self) -> str:
+        return self.value.decode("utf-8", "replace")
+
+    def redacted(self) -> str:
+        return redact(self.secret)
+
+
+def redact(secret: str) -> str:
+    shown = 4 if len(secret) >= 16 else max(0, len(secret) // 4)
+    return secret[:shown] + "…"
+
+
+def shannon_entropy(value: bytes) -> float:
+    if not value:
+        return 0.0
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in Counter(value).values())
+
+
+def is_placeholder(value: bytes, generic: bool = True) -> bool:
+    lower = value.lower()
+    if lower in _COMMON_PASSWORDS or any(part in lower for part in _PLACEHOLDER_PARTS):
+        return True
+    if generic and any(word in lower for word in _GENERIC_PLACEHOLDER_WORDS):
+        return True
+    return bool(_REPEAT.search(value))
+
+
+def _is_generic(rule: Rule) -> bool:
+    return rule.confidence != "high"
+
+
+def _is_free_form(rule: Rule) -> bool:
+    # Rules that match any string assigned to a secret-sounding name, rather than a provider format.
+    return rule.id.startswith(("generic-", "hardcoded-"))
+
+
+def _embedded(buf: bytes, start: int, end: int) -> bool:
+    """The match sits inside a longer run of base64-like characters (a data URI, a font, a hash)."""
+    left = 0
+    i = start - 1
+    while i >= 0 and left < 16 and buf[i] in _BLOB_CHARS:
+        left += 1
+        i -= 1
+    right = 0
+    i = end
+    while i < len(buf) and right < 16 and buf[i] in _BLOB_CHARS:
+        right += 1
+        i += 1
+    return left >= 8 and right >= 8
+
+
+def keep(rule: Rule, value: bytes, buf: bytes, match_start: int, match_end: int) -> bool:
+    """Decide whether a confirmed match is a finding."""
+    if rule.entropy is not None and shannon_entropy(value) < rule.entropy:
+        return False
+    if is_placeholder(value, generic=_is_generic(rule)):
+        return False
+    lower = value.lower()
+    if any(word in lower for word in rule.stopwords):
+        return False
+    if any(regex.search(value) for regex in rule.allow_regexes):
+        return False
+    if _is_free_form(rule) and (_UUID.fullmatch(value) or _SRI.match(value)):
+        return False
+    return rule.embedded_ok or not _embedded(buf, match_start, match_end)
+
+
+class Matcher:
+    """A compiled rule set. Compiling takes a moment; the database is cached on disk by rule digest."""
+
+    def __init__(self, ruleset: RuleSet, cache_dir: Path | None = None) -> None:
+        import hyperscan
+
+        self.ruleset = ruleset
+        self.rules = ruleset.rules
+        self.overlap = max(rule.max_len for rule in self.rules) * 2 + 1024
+        self._hs = hyperscan
+        self.db = self._load_or_compile(cache_dir)
+
+    def _load_or_compile(self, cache_dir: Path | None):
+        hs = self._hs
+        cache = None
+        if cache_dir is not None:
+            cache = cache_dir / f"secrets-{self.ruleset.digest[:24]}-hs{hs.__version__}.db"
+            try:
+                db = hs.loadb(cache.read_bytes(), hs.HS_MODE_BLOCK)
+                db.scratch = hs.Scratch(db)
+                return db
+            except (OSError, hs.error, ValueError, TypeError):
+                pass
+        db = hs.Database(mode=hs.HS_MODE_BLOCK)
+        expressions = [rule.prefilter.encode() for rule in self.rules]
+        try:
+            db.compile(expressions=expressions, ids=list(range(len(expressions))), flags=[0] * len(expressions))
+        except hs.error:
+            self._explain_compile_error()
+            raise
+        if cache is not None:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_bytes(hs.dumpb(db))
+                tmp.replace(cache)
+            except OSError:
+                pass  # a read-only data dir only costs the compile time next run
+        return db
+
+    def _explain_compile_error(self) -> None:
+        hs = self._hs
+        for rule in self.rules:
+            try:
+                hs.Database().compile(expressions=[rule.prefilter.encode()], ids=[0], flags=[0])
+            except hs.error as exc:
+                raise RuleError(
+                    f"rule {rule.id!r}: the pattern cannot run in the linear-time engine ({exc}); "
+                    "avoid look-arounds and back-references, or give the rule a simpler `prefilter`"
+                ) from None
+
+    def candidates(self, buf: bytes) -> tuple[list[tuple[int, int]], bool]:
+        """(rule index, end offset) of every candidate, and whether the cap cut the list short."""
+        found: list[tuple[int, int]] = []
+        truncated = False
+
+        def on_match(rule_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool | None:
+            nonlocal truncated
+            found.append((rule_id, to))
+            if len(found) >= MAX_CANDIDATES_PER_FILE:
+                truncated = True
+                return True  # stop scanning
+            return None
+
+        try:
+            self.db.scan(buf, match_event_handler=on_match)
+        except self._hs.ScanTerminated:
+            pass
+        except self._hs.error as exc:
+            if not truncated:
+                raise RuntimeError(f"scan failed: {exc}") from None
+        return found, truncated
+
+
+class FileScan:
+    """Scans one file's bytes, fed as chunks; collects findings with exact offsets and lines."""
+
+    def __init__(self, matcher: Matcher, name: str) -> None:
+        self.matcher = matcher
+        self.name = name
+        self.findings: list[Finding] = []
+        self.truncated = False
+        self.bytes_scanned = 0
+        self._seen: dict[tuple[int, int], Finding] = {}
+        self._tail = b""  # the last `overlap` bytes of the previous buffer
+        self._tail_start = 0  # absolute offset of _tail[0]
+        self._newlines_before_tail = 0
+        self._last_newline_before_tail = -1
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        buf = self._tail + chunk if self._tail else chunk
+        base = self._tail_start
+        self.bytes_scanned += len(chunk)
+        # Candidates ending in the first half of the carried-over tail were handled with the previous buffer.
+        min_end = len(self._tail) - self.matcher.overlap // 2 if self._tail else -1
+        self._scan(buf, base, min_end, final)
+        if final:
+            return
+        keep_from = max(0, len(buf) - self.matcher.overlap)
+        self._newlines_before_tail += buf.count(b"\n", 0, keep_from)
+        last = buf.rfind(b"\n", 0, keep_from)
+        if last >= 0:
+            self._last_newline_before_tail = base + last
+        self._tail = buf[keep_from:]
+        self._tail_start = base + keep_from
+
+    def _scan(self, buf: bytes, base: int, min_end: int, final: bool) -> None:
+        hits, truncated = self.matcher.candidates(buf)
+        self.truncated |= truncated
+        if not hits:
+            return
+        rules = self.matcher.rules
+        safe_end = len(buf) if final else len(buf) - self.matcher.overlap // 2
+        done_until: dict[int, int] = {}
+        for index, end in hits:
+            if end <= min_end or end > safe_end or end <= done_until.get(index, -1):
+                continue  # handled by the previous buffer, or left whole for the next one
+            rule = rules[index]
+            lo = max(0, end - rule.max_len - 8)
+            hi = min(len(buf), end + (64 if rule.prefilter_is_pattern else rule.max_len))
+            done_until[index] = end
+            for match in rule.regex.finditer(buf, lo, hi):
+                if (match.end() == hi and hi < len(buf)) or (match.start() == lo and lo > 0):
+                    continue  # touches a window edge that is not the data's edge: may be cut short
+                s, e = match.span("secret")
+                if s < 0 or e <= s:
+                    continue
+                value = buf[s:e]
+                if keep(rule, value, buf, match.start(), match.end()):
+                    self._add(rule, index, buf, base, s, e, value)
+
+    def _add(self, rule: Rule, index: int, buf: bytes, base: int, s: int, e: int, value: bytes) -> None:
+        key = (index, base + s)
+        previous = self._seen.get(key)
+        if previous is not None and previous.end - previous.start >= e - s:
+            return
+        last = buf.rfind(b"\n", 0, s)
+        last_abs = base + last if last >= 0 else self._last_newline_before_tail
+        window_lo = max(0, s - 320)
+        finding = Finding(
+            rule=rule.id,
+            description=rule.description,
+            severity=rule.severity,
+            confidence=rule.confidence,
+            file=self.name,
+            start=base + s,
+            end=base + e,
+            line=self._newlines_before_tail + buf.count(b"\n", 0, s) + 1,
+            column=base + s - last_abs,
+            value=bytes(value),
+            window=bytes(buf[window_lo : e + 320]),
+            window_start=base + window_lo,
+        )
+        if previous is not None:
+            self.findings.remove(previous)
+        self._seen[key] = finding
+        self.findings.append(finding)
+
+    def result(self) -> list[Finding]:
+        return resolve_overlaps(self.findings, self.matcher.ruleset)
+
+
+def resolve_overlaps(findings: list[Finding], ruleset: RuleSet) -> list[Finding]:
+    """One finding per span: where rules overlap, the more confident, more specific rule wins."""
+    order = {rule.id: rule.order for rule in ruleset.rules}
+
+    def rank(f: Finding) -> tuple[int, int, int]:
+        return (-_CONFIDENCE_RANK[f.confidence], order.get(f.rule, 1 << 30), -(f.end - f.start))
+
+    kept: list[Finding] = []
+    for finding in sorted(findings, key=rank):
+        if any(finding.start < k.end and k.start < finding.end for k in kept):
+            continue
+        kept.append(finding)
+    return sorted(kept, key=lambda f: (f.start, f.rule))
+
+
+def scan_bytes(matcher: Matcher, data: bytes, name: str = "<bytes>", chunk_size: int = 8 << 20) -> list[Finding]:
+    scan = FileScan(matcher, name)
+    for chunk, final in _chunks(data, chunk_size):
+        scan.feed(chunk, final)
+    return scan.result()
+
+
+def _chunks(data: bytes, size: int) -> Iterator[tuple[bytes, bool]]:
+    if not data:
+        yield b"", True
+        return
+    for offset in range(0, len(data), size):
+        yield data[offset : offset + size], offset + size >= len(data)
+
+
+def scan_chunks(matcher: Matcher, chunks: Iterable[bytes], name: str) -> FileScan:
+    """Feed an iterator of chunks (a file, a decompressor, an HTTP body); the last one is final."""
+    scan = FileScan(matcher, name)
+    pending: bytes | None = None
+    for chunk in chunks:
+        if pending is not None:
+            scan.feed(pending)
+        pending = chunk
+    scan.feed(pending or b"", final=True)
+    return scan

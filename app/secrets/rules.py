@@ -1,0 +1,209 @@
+"""Secret rules: load them from TOML (shipped + user files), validate them, and make fake secrets.
+
+A rule is data. Loading checks everything a broken rule could get wrong — a pattern without a
+`secret` group, a pattern Hyperscan cannot compile, a bad severity — and names the rule and the
+problem, so a user's rule file fails early with a message instead of at scan time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BUILTIN_RULES = Path(__file__).with_name("rules.toml")
+SEVERITIES = ("low", "medium", "high", "critical")
+CONFIDENCES = ("low", "medium", "high")
+
+
+class RuleError(ValueError):
+    """A rule file or rule is invalid; the message names which and why."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    severity: str
+    confidence: str
+    pattern: str
+    keywords: tuple[str, ...]
+    regex: re.Pattern[bytes] = field(repr=False)
+    prefilter: str  # the expression the multi-pattern engine searches for
+    entropy: float | None = None
+    max_len: int = 512
+    embedded_ok: bool = False
+    allow_regexes: tuple[re.Pattern[bytes], ...] = ()
+    stopwords: tuple[bytes, ...] = ()
+    generate: str | None = None
+    true_examples: tuple[str, ...] = ()
+    false_examples: tuple[str, ...] = ()
+    order: int = 0  # position in the rule files: earlier (more specific) rules win overlaps
+
+    @property
+    def prefilter_is_pattern(self) -> bool:
+        return self.prefilter == _prefilter_of(self.pattern)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    digest: str  # identifies the exact rule texts (cache key for the compiled database)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def by_id(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+
+def _prefilter_of(pattern: str) -> str:
+    # Hyperscan has no named groups; the group only matters to the exact (Python) match.
+    return pattern.replace("(?P<secret>", "(?:")
+
+
+def _compile(rule_id: str, pattern: str) -> re.Pattern[bytes]:
+    try:
+        regex = re.compile(pattern.encode())
+    except re.error as exc:
+        raise RuleError(f"rule {rule_id!r}: invalid pattern: {exc}") from None
+    if "secret" not in regex.groupindex:
+        raise RuleError(f"rule {rule_id!r}: the pattern needs a named group (?P<secret>...) around the credential")
+    return regex
+
+
+def _rule_from(raw: dict, order: int, source: str) -> Rule:
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9\-]{1,63}", rule_id):
+        raise RuleError(f"{source}: rule #{order + 1} needs an id of lowercase letters, digits and dashes")
+    for key in ("description", "pattern"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise RuleError(f"rule {rule_id!r}: {key!r} is required")
+    severity = raw.get("severity", "medium")
+    if severity not in SEVERITIES:
+        raise RuleError(f"rule {rule_id!r}: severity must be one of {', '.join(SEVERITIES)}")
+    confidence = raw.get("confidence", "medium")
+    if confidence not in CONFIDENCES:
+        raise RuleError(f"rule {rule_id!r}: confidence must be one of {', '.join(CONFIDENCES)}")
+    keywords = raw.get("keywords", [])
+    if not isinstance(keywords, list) or not keywords or not all(isinstance(k, str) and k for k in keywords):
+        raise RuleError(f"rule {rule_id!r}: keywords must be a non-empty list of strings")
+    allow = raw.get("allowlist", {})
+    examples = raw.get("examples", {})
+    max_len = int(raw.get("max_len", 512))
+    if not 8 <= max_len <= 65536:
+        raise RuleError(f"rule {rule_id!r}: max_len must be between 8 and 65536")
+    try:
+        allow_regexes = tuple(re.compile(p.encode()) for p in allow.get("regexes", []))
+    except re.error as exc:
+        raise RuleError(f"rule {rule_id!r}: invalid allowlist regex: {exc}") from None
+    return Rule(
+        id=rule_id,
+        description=raw["description"],
+        severity=severity,
+        confidence=confidence,
+        pattern=raw["pattern"],
+        keywords=tuple(k.lower() for k in keywords),
+        regex=_compile(rule_id, raw["pattern"]),
+        prefilter=raw.get("prefilter") or _prefilter_of(raw["pattern"]),
+        entropy=float(raw["entropy"]) if "entropy" in raw else None,
+        max_len=max_len,
+        embedded_ok=bool(raw.get("embedded_ok", False)),
+        allow_regexes=allow_regexes,
+        stopwords=tuple(w.lower().encode() for w in allow.get("stopwords", [])),
+        generate=raw.get("generate"),
+        true_examples=tuple(examples.get("true", [])),
+        false_examples=tuple(examples.get("false", [])),
+        order=order,
+    )
+
+
+def _read(path: Path) -> tuple[list[dict], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(f"cannot read rule file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RuleError(f"rule file {path} is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"rule file {path} is not valid TOML: {exc}") from None
+    rules = data.get("rules")
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise RuleError(f"rule file {path} must contain [[rules]] tables")
+    return rules, text
+
+
+def load_rules(extra: list[Path] | tuple[Path, ...] = (), *, builtin: bool = True) -> RuleSet:
+    """The shipped rules plus the user's files. A user rule with a shipped id replaces it."""
+    texts: list[str] = []
+    merged: dict[str, Rule] = {}
+    order = 0
+    sources = ([BUILTIN_RULES] if builtin else []) + [Path(p) for p in extra]
+    for path in sources:
+        raw_rules, text = _read(path)
+        texts.append(text)
+        for raw in raw_rules:
+            rule = _rule_from(raw, order, str(path))
+            order += 1
+            previous = merged.get(rule.id)
+            merged[rule.id] = rule if previous is None else _replace_order(rule, previous.order)
+    if not merged:
+        raise RuleError("no rules to scan with")
+    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    return RuleSet(tuple(sorted(merged.values(), key=lambda r: r.order)), digest)
+
+
+def _replace_order(rule: Rule, order: int) -> Rule:
+    from dataclasses import replace
+
+    return replace(rule, order=order)
+
+
+# ---------------------------------------------------------------- fake secrets for tests and benchmarks
+
+_TOKEN = re.compile(r"\\(.)|\[((?:\\.|[^\]])+)\]|\{(\d+)(?:,(\d+))?\}|(.)", re.DOTALL)
+
+
+def _expand_class(body: str) -> str:
+    chars: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            chars.append(body[i + 1])
+            i += 2
+            continue
+        if i + 2 < len(body) and body[i + 1] == "-":
+            chars.extend(chr(o) for o in range(ord(c), ord(body[i + 2]) + 1))
+            i += 3
+            continue
+        chars.append(c)
+        i += 1
+    return "".join(chars)
+
+
+def generate(spec: str, rng: random.Random) -> str:
+    """A fake value from a tiny pattern language: literals, \\x escapes, [classes], {n} and {n,m}."""
+    out: list[str] = []
+    last: str | None = None  # alphabet of the previous atom, for a following quantifier
+    for escaped, klass, n, m, literal in _TOKEN.findall(spec):
+        if n:
+            count = rng.randint(int(n), int(m or n))
+            out.pop()
+            out.extend(rng.choice(last) for _ in range(count))
+            continue
+        if klass:
+            last = _expand_class(klass)
+            out.append(rng.choice(last))
+        else:
+            last = escaped or literal
+            out.append(last)
+    return "".join(out)
