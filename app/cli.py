@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,8 +20,12 @@ from app import __version__
 app = typer.Typer(help="AssetMon: self-hosted attack-surface monitor.", no_args_is_help=True, add_completion=False)
 jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+secrets_app = typer.Typer(
+    help="Find leaked credentials in JavaScript, HTML, JSON and source maps.", no_args_is_help=True
+)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
+app.add_typer(secrets_app, name="secrets")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -214,6 +220,49 @@ def jobs_tasks() -> None:
     for spec in registry.all_tasks():
         table.add_row(spec.name, spec.queue, spec.description)
     out.print(table)
+
+
+class OutputFormat(StrEnum):
+    json = "json"
+    text = "text"
+    sarif = "sarif"
+
+
+class Confidence(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+@secrets_app.command("scan")
+def secrets_scan(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to scan.")],
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="json, text or sarif")] = OutputFormat.text,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Show full secret values (default: redacted).")] = False,
+    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (TOML); repeatable.")] = None,
+    min_confidence: Annotated[Confidence, typer.Option("--min-confidence")] = Confidence.low,
+) -> None:
+    """Scan files for secrets. Exit 0: nothing found, 1: findings, 2: error."""
+    from app.secrets.inputs import Limits
+    from app.secrets.report import as_json, as_sarif, print_text
+    from app.secrets.rules import RuleError
+    from app.secrets.scan import make_matcher, scan_paths
+
+    try:
+        matcher = make_matcher(rules)
+    except RuleError as exc:
+        _fail(str(exc))
+    report = scan_paths(paths, matcher=matcher, limits=Limits.from_settings(), min_confidence=min_confidence.value)
+    missing = [s for s in report.skipped if s["reason"] == "no such file or directory"]
+    if missing and len(missing) == len(paths) and report.files_scanned == 0:
+        _fail("; ".join(f"{s['file']}: {s['reason']}" for s in missing))
+    if output is OutputFormat.json:
+        sys.stdout.write(as_json(report, reveal) + "\n")
+    elif output is OutputFormat.sarif:
+        sys.stdout.write(as_sarif(report, matcher.ruleset, reveal) + "\n")
+    else:
+        print_text(report, out, reveal)
+    raise typer.Exit(1 if report.findings else 0)
 
 
 @db_app.command("upgrade")

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     worker_ping_timeout: float = Field(default=1.0, gt=0, le=10)
     fallback_processes: int = Field(default=SPARE_CPUS, ge=1, le=32)
 
+    # secret scanning
+    secrets_max_file_bytes: int = Field(default=256 << 20, ge=1024, description="Bigger files are skipped.")
+    secrets_max_decompression_ratio: int = Field(default=100, ge=2, le=10000)
+    secrets_chunk_bytes: int = Field(default=8 << 20, ge=64 << 10, le=256 << 20)
+    secrets_rules_file: Path | None = Field(default=None, description="Extra rules (TOML) added to the shipped ones.")
+
     # liveness of running jobs
     job_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
     job_stale_seconds: float = Field(default=60.0, gt=0)
@@ -66,6 +72,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value if value.is_absolute() else (PROJECT_ROOT / value)
+
+    @field_validator("secrets_rules_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("redis_url")
     @classmethod

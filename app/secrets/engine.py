@@ -29,15 +29,52 @@ _CONFIDENCE_RANK = {name: i for i, name in enumerate(CONFIDENCES)}
 
 # Values that are placeholders, not credentials.
 _PLACEHOLDER_PARTS = (
-    b"example", b"sample", b"dummy", b"placeholder", b"your", b"changeme", b"change_me", b"change-me",
-    b"redacted", b"xxxx", b"****", b"....", b"<", b">", b"${", b"{{", b"}}", b"%s", b"insert", b"replace",
-    b"lorem", b"fake", b"not_a_real", b"abcdefgh", b"12345678",
+    b"example",
+    b"sample",
+    b"dummy",
+    b"placeholder",
+    b"your",
+    b"changeme",
+    b"change_me",
+    b"change-me",
+    b"redacted",
+    b"xxxx",
+    b"****",
+    b"....",
+    b"<",
+    b">",
+    b"${",
+    b"{{",
+    b"}}",
+    b"%s",
+    b"insert",
+    b"replace",
+    b"lorem",
+    b"fake",
+    b"not_a_real",
+    b"abcdefgh",
+    b"12345678",
 )
 # Words that give away a made-up value in a free-form (generic) match; provider formats may contain them.
 _GENERIC_PLACEHOLDER_WORDS = (b"password", b"passwd", b"secret", b"token", b"apikey", b"api_key", b"mykey")
 _COMMON_PASSWORDS = {
-    b"pass", b"admin", b"root", b"test", b"qwerty", b"letmein", b"welcome", b"default", b"guest",
-    b"user", b"username", b"pwd", b"p@ssw0rd", b"hunter2", b"foobar", b"foo", b"bar",
+    b"pass",
+    b"admin",
+    b"root",
+    b"test",
+    b"qwerty",
+    b"letmein",
+    b"welcome",
+    b"default",
+    b"guest",
+    b"user",
+    b"username",
+    b"pwd",
+    b"p@ssw0rd",
+    b"hunter2",
+    b"foobar",
+    b"foo",
+    b"bar",
 }
 _UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SRI = re.compile(rb"(?:sha256|sha384|sha512)-[A-Za-z0-9+/=]+")
@@ -59,6 +96,7 @@ class Finding:
     value: bytes = field(repr=False)
     window: bytes = field(repr=False, default=b"")  # raw bytes around the secret, for context
     window_start: int = 0
+    masks: list[tuple[int, int, str]] = field(default_factory=list, repr=False)  # other secrets in the window
     source: str | None = None  # original source file, for findings inside a source map
     source_line: int | None = None
     source_column: int | None = None
@@ -295,7 +333,9 @@ class FileScan:
         self.findings.append(finding)
 
     def result(self) -> list[Finding]:
-        return resolve_overlaps(self.findings, self.matcher.ruleset)
+        findings = resolve_overlaps(self.findings, self.matcher.ruleset)
+        mask_neighbours(findings)
+        return findings
 
 
 def resolve_overlaps(findings: list[Finding], ruleset: RuleSet) -> list[Finding]:
@@ -311,6 +351,17 @@ def resolve_overlaps(findings: list[Finding], ruleset: RuleSet) -> list[Finding]
             continue
         kept.append(finding)
     return sorted(kept, key=lambda f: (f.start, f.rule))
+
+
+def mask_neighbours(findings: list[Finding]) -> None:
+    """Remember where other secrets sit in each finding's context window, so no context shows them."""
+    for f in findings:
+        w_lo, w_hi = f.window_start, f.window_start + len(f.window)
+        f.masks = [
+            (g.start - w_lo, g.end - w_lo, g.redacted())
+            for g in findings
+            if g is not f and g.start < w_hi and w_lo < g.end
+        ]
 
 
 def scan_bytes(matcher: Matcher, data: bytes, name: str = "<bytes>", chunk_size: int = 8 << 20) -> list[Finding]:

@@ -1,0 +1,157 @@
+"""What gets scanned: files and directories, read in chunks, decompressed with caps.
+
+Nothing here trusts the input: sizes are checked before reading, decompression stops at a size
+and ratio cap (a gzip bomb is skipped with a reason), binary files are skipped, and a file that
+disappears or cannot be read is reported, never a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SCAN_EXTENSIONS = frozenset({".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".html", ".htm", ".json", ".map"})
+COMPRESSED_EXTENSIONS = {".gz": "gzip", ".br": "brotli"}
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
+BINARY_SNIFF = 8192
+
+
+class SkipFile(Exception):
+    """This file is not scanned; the message says why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 256 << 20
+    max_decompression_ratio: int = 100
+    chunk_size: int = 8 << 20
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        from app.settings import get_settings
+
+        s = get_settings()
+        return cls(s.secrets_max_file_bytes, s.secrets_max_decompression_ratio, s.secrets_chunk_bytes)
+
+
+def human_size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
+
+
+def compression_of(path: Path) -> str | None:
+    return COMPRESSED_EXTENSIONS.get(path.suffix.lower())
+
+
+def wanted(path: Path) -> bool:
+    """Whether a file found while walking a directory is one we scan."""
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSED_EXTENSIONS:
+        suffix = Path(path.stem).suffix.lower()
+    return suffix in SCAN_EXTENSIONS
+
+
+def expand(paths: list[Path]) -> Iterator[tuple[Path, str | None]]:
+    """Files to scan, in a stable order; (path, reason) for a path that cannot be scanned at all."""
+    for root in paths:
+        if root.is_file():
+            yield root, None
+        elif root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+                for name in sorted(filenames):
+                    path = Path(dirpath) / name
+                    if wanted(path) and not path.is_symlink():
+                        yield path, None
+        elif root.exists():
+            yield root, "not a regular file"
+        else:
+            yield root, "no such file or directory"
+
+
+def read_chunks(path: Path, limits: Limits) -> Iterator[bytes]:
+    """The file's (decompressed) bytes in chunks; raises SkipFile with a reason."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SkipFile(f"cannot read: {exc.strerror or exc}") from None
+    kind = compression_of(path)
+    if size > limits.max_file_bytes:
+        raise SkipFile(f"larger than the {human_size(limits.max_file_bytes)} cap ({human_size(size)})")
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+    except OSError as exc:
+        raise SkipFile(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        raw = _raw_chunks(handle, limits.chunk_size)
+        chunks = _decompress(raw, kind, limits) if kind else raw
+        first = True
+        for chunk in chunks:
+            if first and b"\0" in chunk[:BINARY_SNIFF]:
+                raise SkipFile("binary file (contains NUL bytes)")
+            first = False
+            yield chunk
+    except OSError as exc:
+        raise SkipFile(f"read error: {exc.strerror or exc}") from None
+    finally:
+        handle.close()
+
+
+def _raw_chunks(handle, size: int) -> Iterator[bytes]:
+    while chunk := handle.read(size):
+        yield chunk
+
+
+def decompressor(kind: str):
+    if kind == "gzip":
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, auto-detected
+    if kind == "brotli":
+        import brotli
+
+        return brotli.Decompressor()
+    raise ValueError(kind)
+
+
+def _decompress(raw: Iterator[bytes], kind: str, limits: Limits) -> Iterator[bytes]:
+    engine = decompressor(kind)
+    consumed = produced = 0
+    for chunk in raw:
+        consumed += len(chunk)
+        pending = chunk
+        while pending:
+            try:
+                if kind == "gzip":
+                    out = engine.decompress(pending, limits.chunk_size)
+                    pending = engine.unconsumed_tail
+                else:
+                    out = engine.process(pending)
+                    pending = b""
+            except Exception as exc:  # zlib.error / brotli.error: corrupt data
+                raise SkipFile(f"corrupt {kind} data: {exc}") from None
+            produced += len(out)
+            check_expansion(produced, consumed, limits)
+            if out:
+                yield out
+    if kind == "gzip":
+        tail = engine.flush()
+        produced += len(tail)
+        check_expansion(produced, consumed, limits)
+        if tail:
+            yield tail
+
+
+def check_expansion(produced: int, consumed: int, limits: Limits) -> None:
+    if produced > limits.max_file_bytes:
+        raise SkipFile(f"decompresses to more than the {human_size(limits.max_file_bytes)} cap")
+    # A small slack so tiny files with a high but harmless ratio are not refused.
+    if produced > 1 << 20 and produced > consumed * limits.max_decompression_ratio:
+        raise SkipFile(
+            f"decompression ratio above {limits.max_decompression_ratio}:1 "
+            f"({human_size(consumed)} → {human_size(produced)}+): likely a decompression bomb"
+        )

@@ -1,0 +1,130 @@
+"""Findings as JSON, SARIF 2.1.0 or coloured text. Secrets are redacted unless revealed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app import __version__
+from app.secrets.context import readable, snippet
+from app.secrets.engine import Finding
+from app.secrets.rules import RuleSet
+from app.secrets.scan import ScanReport
+
+_SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
+
+
+def finding_dict(f: Finding, reveal: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "rule": f.rule,
+        "description": f.description,
+        "severity": f.severity,
+        "confidence": f.confidence,
+        "file": f.file,
+        "start": f.start,
+        "end": f.end,
+        "line": f.line,
+        "column": f.column,
+        "secret": f.secret if reveal else f.redacted(),
+        "fingerprint": f.fingerprint,
+        "context": snippet(f, reveal),
+    }
+    if f.source is not None:
+        data.update(source=f.source, source_line=f.source_line, source_column=f.source_column)
+    return data
+
+
+def as_json(report: ScanReport, reveal: bool = False) -> str:
+    body = {
+        "findings": [finding_dict(f, reveal) for f in report.findings],
+        "files_scanned": report.files_scanned,
+        "bytes_scanned": report.bytes_scanned,
+        "seconds": round(report.seconds, 4),
+        "skipped": report.skipped,
+        "warnings": report.warnings,
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False)
+
+
+def as_sarif(report: ScanReport, rules: RuleSet, reveal: bool = False) -> str:
+    used = sorted({f.rule for f in report.findings})
+    rule_index = {rule_id: i for i, rule_id in enumerate(used)}
+    descriptors = []
+    for rule_id in used:
+        rule = rules.by_id(rule_id)
+        descriptors.append(
+            {
+                "id": rule.id,
+                "name": rule.id.replace("-", " ").title().replace(" ", ""),
+                "shortDescription": {"text": rule.description},
+                "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
+                "properties": {
+                    "severity": rule.severity,
+                    "confidence": rule.confidence,
+                    "tags": ["security", "secret"],
+                },
+            }
+        )
+    results = []
+    for f in report.findings:
+        region = {
+            "startLine": f.line,
+            "startColumn": f.column,
+            "byteOffset": f.start,
+            "byteLength": f.end - f.start,
+        }
+        results.append(
+            {
+                "ruleId": f.rule,
+                "ruleIndex": rule_index[f.rule],
+                "level": _SARIF_LEVEL[f.severity],
+                "message": {"text": f"{f.description}: {f.secret if reveal else f.redacted()}"},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.file}, "region": region}}],
+                "partialFingerprints": {"assetmonSecret/v1": f.fingerprint},
+                "properties": {"confidence": f.confidence},
+            }
+        )
+    sarif = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "AssetMon",
+                        "version": __version__,
+                        "rules": descriptors,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(sarif, indent=2, ensure_ascii=False)
+
+
+def print_text(report: ScanReport, console, reveal: bool = False) -> None:
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.text import Text
+
+    colours = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+    for f in report.findings:
+        where = f"{f.file}:{f.line}:{f.column}"
+        if f.source:
+            where += f"  (original: {f.source}:{f.source_line}:{f.source_column})"
+        context, shown = readable(f, reveal)
+        body = Text(context)
+        body.highlight_words([shown], style="bold black on yellow")
+        title = f"[{colours[f.severity]}]{f.severity.upper()}[/] {escape(f.rule)} · {escape(f.description)}"
+        subtitle = f"{escape(where)} · confidence {f.confidence} · {f.fingerprint[:12]}"
+        console.print(Panel(body, title=title, subtitle=subtitle, title_align="left", subtitle_align="left"))
+    for skipped in report.skipped:
+        console.print(f"[dim]skipped {escape(skipped['file'])}: {escape(skipped['reason'])}[/]")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    mib = report.bytes_scanned / (1 << 20)
+    console.print(
+        f"{len(report.findings)} finding(s) in {report.files_scanned} file(s), {mib:.1f} MiB in {report.seconds:.2f} s"
+        + ("" if reveal or not report.findings else " · secrets redacted (use --reveal to show them)")
+    )

@@ -1,0 +1,76 @@
+"""Scan files and directories: the one implementation behind the CLI, the job and the API."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.secrets.engine import Finding, Matcher, scan_chunks
+from app.secrets.inputs import Limits, SkipFile, expand, read_chunks
+from app.secrets.rules import CONFIDENCES, RuleSet, load_rules
+from app.secrets.sourcemap import annotate
+
+
+@dataclass
+class ScanReport:
+    findings: list[Finding] = field(default_factory=list)
+    files_scanned: int = 0
+    bytes_scanned: int = 0
+    seconds: float = 0.0
+    skipped: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def confident_enough(finding: Finding, minimum: str) -> bool:
+    return CONFIDENCES.index(finding.confidence) >= CONFIDENCES.index(minimum)
+
+
+def make_matcher(rule_files: list[Path] | None = None, ruleset: RuleSet | None = None) -> Matcher:
+    from app.settings import get_settings
+
+    settings = get_settings()
+    extra = list(rule_files or [])
+    if settings.secrets_rules_file and not rule_files:
+        extra.append(settings.secrets_rules_file)
+    return Matcher(ruleset or load_rules(extra), cache_dir=settings.data_dir / "cache")
+
+
+def scan_file(matcher: Matcher, path: Path, limits: Limits, report: ScanReport, name: str | None = None) -> None:
+    label = name or str(path)
+    try:
+        scan = scan_chunks(matcher, read_chunks(path, limits), label)
+    except SkipFile as reason:
+        report.skipped.append({"file": label, "reason": str(reason)})
+        return
+    findings = scan.result()
+    if findings and path.suffix.lower() == ".map":
+        with contextlib.suppress(OSError):
+            annotate(findings, path.read_bytes())
+    if scan.truncated:
+        report.warnings.append(f"{label}: too many candidate matches; the file was only partly scanned")
+    report.files_scanned += 1
+    report.bytes_scanned += scan.bytes_scanned
+    report.findings.extend(findings)
+
+
+def scan_paths(
+    paths: list[Path],
+    *,
+    matcher: Matcher | None = None,
+    limits: Limits | None = None,
+    min_confidence: str = "low",
+) -> ScanReport:
+    started = time.perf_counter()
+    matcher = matcher or make_matcher()
+    limits = limits or Limits.from_settings()
+    report = ScanReport()
+    for path, problem in expand(paths):
+        if problem:
+            report.skipped.append({"file": str(path), "reason": problem})
+            continue
+        scan_file(matcher, path, limits, report)
+    report.findings = [f for f in report.findings if confident_enough(f, min_confidence)]
+    report.seconds = time.perf_counter() - started
+    return report
