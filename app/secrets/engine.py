@@ -46,7 +46,6 @@ _PLACEHOLDER_PARTS = (
     b"${",
     b"{{",
     b"}}",
-    b"%s",
     b"insert",
     b"replace",
     b"lorem",
@@ -79,6 +78,7 @@ _COMMON_PASSWORDS = {
 _UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SRI = re.compile(rb"(?:sha256|sha384|sha512)-[A-Za-z0-9+/=]+")
 _REPEAT = re.compile(rb"(.)\1{7,}")
+_PRINTF = re.compile(rb"%[sd](?![A-Za-z0-9])")  # "%s" as a format slot, not "%S" inside a password
 _BLOB_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
@@ -112,6 +112,12 @@ class Finding:
     def redacted(self) -> str:
         return redact(self.secret)
 
+    def context_hint(self) -> str:
+        """A short redacted snippet, for test failure messages and logs."""
+        from app.secrets.context import snippet
+
+        return snippet(self, radius=40)
+
 
 def redact(secret: str) -> str:
     shown = 4 if len(secret) >= 16 else max(0, len(secret) // 4)
@@ -125,13 +131,28 @@ def shannon_entropy(value: bytes) -> float:
     return -sum(n / total * math.log2(n / total) for n in Counter(value).values())
 
 
+def _has_word(lower: bytes, words: tuple[bytes, ...]) -> bool:
+    """A placeholder word in the value. In long values it must touch an edge or a separator:
+    a random 100-character token contains "fake" or "your" by chance now and then."""
+    for word in words:
+        at = lower.find(word)
+        while at >= 0:
+            end = at + len(word)
+            if len(lower) < 24 or not word.isalnum():
+                return True
+            if at == 0 or end == len(lower) or not lower[at - 1 : at].isalnum() or not lower[end : end + 1].isalnum():
+                return True
+            at = lower.find(word, at + 1)
+    return False
+
+
 def is_placeholder(value: bytes, generic: bool = True) -> bool:
     lower = value.lower()
-    if lower in _COMMON_PASSWORDS or any(part in lower for part in _PLACEHOLDER_PARTS):
+    if lower in _COMMON_PASSWORDS or _has_word(lower, _PLACEHOLDER_PARTS):
         return True
-    if generic and any(word in lower for word in _GENERIC_PLACEHOLDER_WORDS):
+    if generic and _has_word(lower, _GENERIC_PLACEHOLDER_WORDS):
         return True
-    return bool(_REPEAT.search(value))
+    return bool(_REPEAT.search(value) or _PRINTF.search(value))
 
 
 def _is_generic(rule: Rule) -> bool:

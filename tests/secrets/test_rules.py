@@ -78,7 +78,10 @@ examples.false = ['t="acme_00000000000000000000000000000000"']
         ("[[rules]]\nid='x y'\n", "needs an id"),
         ("[[rules]]\nid='a-b'\ndescription='d'\npattern='abc'\nkeywords=['a']\n", "named group"),
         ("[[rules]]\nid='a-b'\ndescription='d'\npattern='(?P<secret>a'\nkeywords=['a']\n", "invalid pattern"),
-        ("[[rules]]\nid='a-b'\ndescription='d'\npattern='(?P<secret>a)'\nkeywords=['a']\nseverity='huge'\n", "severity"),
+        (
+            "[[rules]]\nid='a-b'\ndescription='d'\npattern='(?P<secret>a)'\nkeywords=['a']\nseverity='huge'\n",
+            "severity",
+        ),
     ],
 )
 def test_bad_rule_files_are_explained(tmp_path, body, needle):
@@ -90,8 +93,6 @@ def test_bad_rule_files_are_explained(tmp_path, body, needle):
 
 def test_rules_the_linear_engine_cannot_run_are_refused(tmp_path):
     path = tmp_path / "lookaround.toml"
-    path.write_text(
-        "[[rules]]\nid='look'\ndescription='d'\npattern='(?P<secret>foo(?=bar))'\nkeywords=['foo']\n"
-    )
+    path.write_text("[[rules]]\nid='look'\ndescription='d'\npattern='(?P<secret>foo(?=bar))'\nkeywords=['foo']\n")
     with pytest.raises(RuleError, match="linear-time engine"):
         Matcher(load_rules([path], builtin=False))
