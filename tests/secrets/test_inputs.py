@@ -1,0 +1,140 @@
+"""Hostile and awkward input: bounded time and memory, a clear reason, never a crash."""
+
+import gzip
+import json
+import os
+import random
+import zlib
+
+import brotli
+import pytest
+
+from app.secrets.engine import Matcher, scan_bytes
+from app.secrets.inputs import Limits
+from app.secrets.rules import generate, load_rules
+from app.secrets.scan import scan_paths
+
+RULES = load_rules()
+
+
+@pytest.fixture(scope="module")
+def matcher():
+    return Matcher(RULES)
+
+
+def _token(seed: int = 1) -> str:
+    return generate("ghp_[0-9A-Za-z]{36}", random.Random(seed))
+
+
+def _scan(matcher, *paths, **limits):
+    return scan_paths(list(paths), matcher=matcher, limits=Limits(**limits))
+
+
+def test_binary_file_is_skipped_with_a_reason(matcher, tmp_path):
+    path = tmp_path / "blob.js"
+    path.write_bytes(os.urandom(4096) + b"\0" + f'x="{_token()}"'.encode())
+    report = _scan(matcher, path)
+    assert report.findings == [] and report.skipped == [{"file": str(path), "reason": "binary file (contains NUL bytes)"}]
+
+
+def test_invalid_utf8_and_late_nul_bytes_do_not_hide_secrets(matcher, tmp_path):
+    token = _token()
+    prefix = b"\xff\xfe\xc3\x28 var a='\x80\x81';" * 1000 + b"A" * 9000 + b"\0\0"
+    data = prefix + f'k="{token}"'.encode() + b"\xed\xa0\x80"
+    path = tmp_path / "weird.js"
+    path.write_bytes(data)
+    report = _scan(matcher, path)
+    assert [(f.start, f.value.decode()) for f in report.findings] == [(len(prefix) + 3, token)]
+
+
+def test_a_1gb_file_is_skipped_at_once(matcher, tmp_path):
+    path = tmp_path / "huge.js"
+    with open(path, "wb") as handle:  # sparse: no disk used
+        handle.truncate(1 << 30)
+    report = _scan(matcher, path)
+    assert report.findings == [] and "larger than the 256.0 MiB cap" in report.skipped[0]["reason"]
+
+
+def test_gzip_bomb_is_refused_early(matcher, tmp_path):
+    path = tmp_path / "bomb.js.gz"
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with open(path, "wb") as handle:
+        chunk = b" " * (1 << 20)
+        for _ in range(512):  # 512 MiB of spaces, ~0.5 MiB compressed
+            handle.write(compressor.compress(chunk))
+        handle.write(compressor.flush())
+    report = _scan(matcher, path)
+    assert report.findings == [] and "decompression" in report.skipped[0]["reason"]
+
+
+def test_gzip_and_brotli_files_are_scanned(matcher, tmp_path):
+    token = _token(2)
+    body = (b"function f(){return 1};" * 5000) + f'var t="{token}";'.encode()
+    (tmp_path / "a.js.gz").write_bytes(gzip.compress(body))
+    (tmp_path / "b.js.br").write_bytes(brotli.compress(body))
+    (tmp_path / "c.js.gz").write_bytes(b"not gzip at all")
+    report = _scan(matcher, tmp_path)
+    assert sorted(f.file.rsplit("/", 1)[1] for f in report.findings) == ["a.js.gz", "b.js.br"]
+    assert all(f.start == body.index(token.encode()) for f in report.findings)
+    assert report.skipped[0]["file"].endswith("c.js.gz") and "corrupt gzip" in report.skipped[0]["reason"]
+
+
+def test_deeply_nested_json_and_maps(matcher, tmp_path):
+    deep = b"[" * 200_000 + b"]" * 200_000
+    (tmp_path / "deep.json").write_bytes(deep)
+    (tmp_path / "deep.js.map").write_bytes(b'{"version":3,"sources":[' + deep + b'],"sourcesContent":[' + deep + b"]}")
+    report = _scan(matcher, tmp_path)
+    assert report.files_scanned == 2 and report.findings == []
+
+
+def test_ten_million_as(matcher):
+    assert scan_bytes(matcher, b"a" * 10_000_000) == []
+
+
+def test_secret_across_a_chunk_border_is_found_once(matcher, tmp_path):
+    token = _token(3)
+    chunk = 64 << 10
+    for shift in range(-len(token) - 4, 5, 7):
+        head = b"x;" * ((chunk + shift) // 2) + b'k="'
+        data = head + token.encode() + b'";' + b"y;" * 40_000
+        path = tmp_path / f"border{shift}.js"
+        path.write_bytes(data)
+        report = _scan(matcher, path, chunk_size=chunk)
+        assert [(f.start, f.end) for f in report.findings] == [(len(head), len(head) + len(token))], shift
+
+
+def test_source_map_findings_name_the_original_source(matcher, tmp_path):
+    token = _token(4)
+    original = 'import x from "y";\n\nexport const config = {\n  githubToken: "' + token + '",\n};\n'
+    sourcemap = {
+        "version": 3,
+        "file": "main.js",
+        "sources": ["webpack://app/./src/util.js", "webpack://app/./src/config.js"],
+        "sourcesContent": ["export const a = 1;\n", original],
+        "mappings": "AAAA",
+    }
+    path = tmp_path / "main.js.map"
+    path.write_text(json.dumps(sourcemap))
+    (finding,) = _scan(matcher, path).findings
+    assert finding.source == "webpack://app/./src/config.js"
+    assert finding.source_line == 4 and finding.source_column == len('  githubToken: "') + 1
+    assert path.read_bytes()[finding.start : finding.end] == token.encode()
+
+
+def test_html_inline_scripts(matcher, tmp_path):
+    token = _token(5)
+    html = f'<!doctype html><title>x</title><script>\nwindow.cfg = {{gh: "{token}"}};\n</script>'
+    path = tmp_path / "index.html"
+    path.write_text(html)
+    (finding,) = _scan(matcher, path).findings
+    assert finding.line == 2 and finding.start == html.index(token)
+
+
+def test_missing_paths_and_directories_without_js(matcher, tmp_path):
+    (tmp_path / "notes.txt").write_text(f'gh="{_token()}"')  # not a JS-like file: not picked up from a directory
+    report = _scan(matcher, tmp_path, tmp_path / "missing.js")
+    assert report.files_scanned == 0 and report.skipped == [
+        {"file": str(tmp_path / "missing.js"), "reason": "no such file or directory"}
+    ]
+    explicit = _scan(matcher, tmp_path / "notes.txt")  # named explicitly: scanned whatever its name
+    assert len(explicit.findings) == 1
