@@ -34,7 +34,9 @@ def test_binary_file_is_skipped_with_a_reason(matcher, tmp_path):
     path = tmp_path / "blob.js"
     path.write_bytes(os.urandom(4096) + b"\0" + f'x="{_token()}"'.encode())
     report = _scan(matcher, path)
-    assert report.findings == [] and report.skipped == [{"file": str(path), "reason": "binary file (contains NUL bytes)"}]
+    assert report.findings == [] and report.skipped == [
+        {"file": str(path), "reason": "binary file (contains NUL bytes)"}
+    ]
 
 
 def test_invalid_utf8_and_late_nul_bytes_do_not_hide_secrets(matcher, tmp_path):
