@@ -20,7 +20,7 @@ from app.jobs import JobError
 from app.registry import InvalidArguments, UnknownTask
 from app.settings import PROJECT_ROOT, get_settings
 from app.web import pages
-from app.web.api import health, jobs
+from app.web.api import health, jobs, secrets
 
 log = logging.getLogger("assetmon")
 
@@ -120,6 +120,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(secrets.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     return app

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -61,3 +61,56 @@ class Job(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+
+
+class SecretFinding(SQLModel, table=True):
+    """One secret on one asset (host), however often and wherever it was seen."""
+
+    __tablename__ = "secret_finding"
+    __table_args__ = (
+        UniqueConstraint("asset", "fingerprint", name="uq_secret_asset_fingerprint"),
+        Index("ix_secret_last_seen", "last_seen"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    asset: str = Field(max_length=255, index=True)
+    fingerprint: str = Field(max_length=64)
+    rule: str = Field(max_length=100)
+    description: str = Field(max_length=300)
+    severity: str = Field(max_length=20)
+    confidence: str = Field(max_length=20)
+    redacted: str = Field(max_length=100)
+    # The full value, shown only on an explicit reveal. Protect the database like the secrets it holds.
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    url: str = Field(max_length=2048)  # where it was first seen
+    line: int = 0
+    column: int = 0
+    context: str = Field(default="", max_length=4000)  # redacted
+    sightings: int = 0
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+    first_job_id: str | None = Field(default=None, max_length=32)
+    last_job_id: str | None = Field(default=None, max_length=32)
+
+
+class SecretSighting(SQLModel, table=True):
+    """Where a secret was found by one job: the file or URL, byte offsets, line and column."""
+
+    __tablename__ = "secret_sighting"
+    __table_args__ = (
+        UniqueConstraint("finding_id", "job_id", "url", "start", name="uq_sighting_place"),
+        Index("ix_sighting_job", "job_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: int = Field(foreign_key="secret_finding.id", ondelete="CASCADE")
+    job_id: str | None = Field(default=None, max_length=32)
+    url: str = Field(max_length=2048)
+    start: int
+    end: int
+    line: int
+    column: int
+    source: str | None = Field(default=None, max_length=1000)  # original file, for a source map
+    source_line: int | None = None
+    context: str = Field(default="", max_length=4000)  # redacted
+    seen_at: datetime = Field(default_factory=utcnow)

@@ -28,7 +28,8 @@ class InvalidArguments(ValueError):
     def __init__(self, name: str, error: ValidationError | str) -> None:
         if isinstance(error, ValidationError):
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in error.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
             )
         else:
             problems = error

@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     secrets_chunk_bytes: int = Field(default=8 << 20, ge=64 << 10, le=256 << 20)
     secrets_rules_file: Path | None = Field(default=None, description="Extra rules (TOML) added to the shipped ones.")
 
+    # JavaScript discovery on web targets (what one `secrets_scan_url` job may fetch)
+    discovery_max_files: int = Field(default=200, ge=1, le=10000, description="Pages, scripts and maps per job.")
+    discovery_max_file_bytes: int = Field(default=32 << 20, ge=1024, description="Decoded size cap per response.")
+    discovery_max_total_bytes: int = Field(default=512 << 20, ge=1024, description="Decoded bytes per job.")
+    discovery_max_depth: int = Field(default=3, ge=0, le=10, description="Script -> chunk -> chunk ... levels.")
+    discovery_timeout_seconds: float = Field(default=300.0, gt=0, description="Wall time budget per job.")
+    http_timeout_seconds: float = Field(default=15.0, gt=0, le=300, description="Per request.")
+    http_concurrency: int = Field(default=8, ge=1, le=256, description="Requests in flight per job.")
+    http_user_agent: str = "AssetMon/0.1 (+attack surface monitor)"
+    http_verify_tls: bool = Field(default=False, description="Verify certificates (targets often have broken TLS).")
+
     # liveness of running jobs
     job_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
     job_stale_seconds: float = Field(default=60.0, gt=0)

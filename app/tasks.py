@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from app import __version__
 from app.context import current_job
@@ -74,3 +74,17 @@ def diag_cpu(seconds: Annotated[float, Field(ge=0, le=600)] = 2.0) -> dict:
 def diag_fail(message: Annotated[str, Field(max_length=200)] = "failed on purpose") -> None:
     """Diagnostics: a job that always fails, to check error reporting and notifications."""
     raise RuntimeError(message)
+
+
+def _target_url(value: str) -> str:
+    from app.urls import check_url
+
+    return check_url(value)
+
+
+@job(queue="secrets", idempotent=True)
+def secrets_scan_url(url: Annotated[str, Field(max_length=2048), AfterValidator(_target_url)]) -> dict:
+    """Fetch a web target's JavaScript (scripts, chunks, source maps), scan it for secrets, store the findings."""
+    from app.secrets.webscan import scan_url
+
+    return scan_url(url)

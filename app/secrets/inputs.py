@@ -118,32 +118,60 @@ def decompressor(kind: str):
     raise ValueError(kind)
 
 
-def _decompress(raw: Iterator[bytes], kind: str, limits: Limits) -> Iterator[bytes]:
-    engine = decompressor(kind)
-    consumed = produced = 0
-    for chunk in raw:
-        consumed += len(chunk)
-        pending = chunk
-        while pending:
+class Decoder:
+    """Incremental gzip/brotli decoding whose output never exceeds one chunk per step and
+    which stops at the size and ratio caps: a bomb costs a few chunks of memory, not gigabytes."""
+
+    def __init__(self, kind: str, limits: Limits) -> None:
+        self.kind = kind
+        self.limits = limits
+        self.engine = decompressor(kind)
+        self.consumed = self.produced = 0
+
+    def _count(self, out: bytes) -> bytes:
+        self.produced += len(out)
+        check_expansion(self.produced, self.consumed, self.limits)
+        return out
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        self.consumed += len(chunk)
+        step = self.limits.chunk_size
+        try:
+            if self.kind == "gzip":
+                pending = chunk
+                while pending:
+                    out = self.engine.decompress(pending, step)
+                    pending = self.engine.unconsumed_tail
+                    if out:
+                        yield self._count(out)
+            else:
+                out = self.engine.process(chunk, output_buffer_limit=step)
+                while True:
+                    if out:
+                        yield self._count(out)
+                    if self.engine.can_accept_more_data() or self.engine.is_finished():
+                        break
+                    out = self.engine.process(b"", output_buffer_limit=step)
+        except SkipFile:
+            raise
+        except Exception as exc:  # zlib.error / brotli.error: corrupt data
+            raise SkipFile(f"corrupt {self.kind} data: {exc}") from None
+
+    def finish(self) -> Iterator[bytes]:
+        if self.kind == "gzip":
             try:
-                if kind == "gzip":
-                    out = engine.decompress(pending, limits.chunk_size)
-                    pending = engine.unconsumed_tail
-                else:
-                    out = engine.process(pending)
-                    pending = b""
-            except Exception as exc:  # zlib.error / brotli.error: corrupt data
-                raise SkipFile(f"corrupt {kind} data: {exc}") from None
-            produced += len(out)
-            check_expansion(produced, consumed, limits)
-            if out:
-                yield out
-    if kind == "gzip":
-        tail = engine.flush()
-        produced += len(tail)
-        check_expansion(produced, consumed, limits)
-        if tail:
-            yield tail
+                tail = self.engine.flush()
+            except Exception as exc:
+                raise SkipFile(f"corrupt {self.kind} data: {exc}") from None
+            if tail:
+                yield self._count(tail)
+
+
+def _decompress(raw: Iterator[bytes], kind: str, limits: Limits) -> Iterator[bytes]:
+    decoder = Decoder(kind, limits)
+    for chunk in raw:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()
 
 
 def check_expansion(produced: int, consumed: int, limits: Limits) -> None:

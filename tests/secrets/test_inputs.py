@@ -69,6 +69,23 @@ def test_gzip_bomb_is_refused_early(matcher, tmp_path):
     assert report.findings == [] and "decompression" in report.skipped[0]["reason"]
 
 
+def test_brotli_bomb_is_refused_within_bounded_memory(matcher, tmp_path):
+    import resource
+
+    path = tmp_path / "bomb.js.br"
+    compressor = brotli.Compressor(quality=1)
+    with open(path, "wb") as handle:  # 512 MiB of "a" in a few hundred KiB, never whole in memory
+        block = b"a" * (1 << 20)
+        for _ in range(512):
+            handle.write(compressor.process(block))
+        handle.write(compressor.finish())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = _scan(matcher, path)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert report.findings == [] and "decompression" in report.skipped[0]["reason"]
+    assert grown_mib < 200  # the decoder's output is bounded per step; it never inflates the whole bomb
+
+
 def test_gzip_and_brotli_files_are_scanned(matcher, tmp_path):
     token = _token(2)
     body = (b"function f(){return 1};" * 5000) + f'var t="{token}";'.encode()

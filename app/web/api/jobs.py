@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["jobs"])
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _checked_id(job_id: str) -> str:
+def checked_job_id(job_id: str) -> str:
     if not _JOB_ID.match(job_id):
         raise HTTPException(404, f"no job with id {job_id!r} (job ids are 32 hexadecimal characters)")
     return job_id
@@ -78,16 +78,16 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str) -> dict[str, Any]:
-    return jobs.to_dict(jobs.get_job(_checked_id(job_id)))
+    return jobs.to_dict(jobs.get_job(checked_job_id(job_id)))
 
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(job_id: str) -> dict[str, Any]:
     """Cancel a queued job at once; ask a running job to stop at its next checkpoint."""
-    return jobs.to_dict(dispatch.cancel(_checked_id(job_id)))
+    return jobs.to_dict(dispatch.cancel(checked_job_id(job_id)))
 
 
 @router.post("/jobs/{job_id}/requeue", status_code=202)
 def requeue(job_id: str, background: BackgroundTasks) -> dict[str, Any]:
     """Run a finished (succeeded, failed or cancelled) job again, with the same arguments."""
-    return jobs.to_dict(dispatch.requeue(_checked_id(job_id), background=background))
+    return jobs.to_dict(dispatch.requeue(checked_job_id(job_id), background=background))

@@ -1,0 +1,203 @@
+"""Stored secret findings: one row per (asset, fingerprint), one sighting per place and job.
+
+A secret seen again by a later scan, or in another file of the same asset, updates its row
+instead of adding a new finding. Each file's findings are written in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.db import session_scope
+from app.models import SecretFinding, SecretSighting, utcnow
+from app.secrets.context import snippet
+from app.secrets.engine import Finding
+
+
+class FindingNotFound(LookupError):
+    status_code = 404
+
+    def __init__(self, finding_id: int) -> None:
+        super().__init__(f"no secret finding with id {finding_id}")
+
+
+def asset_of(url: str) -> str:
+    """The asset a URL belongs to: its host name (lower case, no trailing dot)."""
+    return (urlsplit(url).hostname or url).lower().rstrip(".")
+
+
+def record(findings: list[Finding], url: str, job_id: str | None) -> int:
+    """Store the findings of one fetched file; returns how many findings are new to the asset."""
+    if not findings:
+        return 0
+    for attempt in range(3):
+        try:
+            with session_scope() as session:
+                return sum(_upsert(session, f, url, job_id) for f in findings)
+        except IntegrityError:
+            # Another job stored the same secret for this asset at the same moment; its row exists now.
+            if attempt == 2:
+                raise
+    return 0
+
+
+def _upsert(session: Session, f: Finding, url: str, job_id: str | None) -> bool:
+    asset = asset_of(url)
+    row = session.exec(
+        select(SecretFinding).where(SecretFinding.asset == asset, SecretFinding.fingerprint == f.fingerprint)
+    ).first()
+    new = row is None
+    context = snippet(f)[:4000]
+    if row is None:
+        row = SecretFinding(
+            asset=asset,
+            fingerprint=f.fingerprint,
+            rule=f.rule,
+            description=f.description[:300],
+            severity=f.severity,
+            confidence=f.confidence,
+            redacted=f.redacted()[:100],
+            value=f.secret,
+            url=url[:2048],
+            line=f.line,
+            column=f.column,
+            context=context,
+            first_job_id=job_id,
+        )
+        session.add(row)
+        session.flush()
+    seen = session.exec(
+        select(SecretSighting.id).where(
+            SecretSighting.finding_id == row.id,
+            SecretSighting.job_id == job_id,
+            SecretSighting.url == url[:2048],
+            SecretSighting.start == f.start,
+        )
+    ).first()
+    if seen is None:
+        session.add(
+            SecretSighting(
+                finding_id=row.id,
+                job_id=job_id,
+                url=url[:2048],
+                start=f.start,
+                end=f.end,
+                line=f.line,
+                column=f.column,
+                source=(f.source or None) and f.source[:1000],
+                source_line=f.source_line,
+                context=context,
+            )
+        )
+        row.sightings += 1
+    row.last_seen = utcnow()
+    row.last_job_id = job_id
+    session.add(row)
+    return new
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def finding_dict(row: SecretFinding, sightings: list[SecretSighting] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": row.id,
+        "asset": row.asset,
+        "rule": row.rule,
+        "description": row.description,
+        "severity": row.severity,
+        "confidence": row.confidence,
+        "secret": row.redacted,
+        "fingerprint": row.fingerprint,
+        "url": row.url,
+        "line": row.line,
+        "column": row.column,
+        "context": row.context,
+        "sightings": row.sightings,
+        "first_seen": _iso(row.first_seen),
+        "last_seen": _iso(row.last_seen),
+        "first_job_id": row.first_job_id,
+        "last_job_id": row.last_job_id,
+    }
+    if sightings is not None:
+        data["locations"] = [sighting_dict(s) for s in sightings]
+    return data
+
+
+def sighting_dict(s: SecretSighting) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "url": s.url,
+        "job_id": s.job_id,
+        "start": s.start,
+        "end": s.end,
+        "line": s.line,
+        "column": s.column,
+        "context": s.context,
+        "seen_at": _iso(s.seen_at),
+    }
+    if s.source:
+        data.update(source=s.source, source_line=s.source_line)
+    return data
+
+
+def list_findings(
+    asset: str | None = None, job_id: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Findings, newest first; per asset, or those a job saw (with that job's locations)."""
+    with session_scope() as session:
+        query = select(SecretFinding)
+        if asset:
+            query = query.where(SecretFinding.asset == asset.lower().rstrip("."))
+        if job_id:
+            query = query.where(
+                col(SecretFinding.id).in_(select(SecretSighting.finding_id).where(SecretSighting.job_id == job_id))
+            )
+        newest = (col(SecretFinding.last_seen).desc(), col(SecretFinding.id).desc())
+        rows = session.exec(query.order_by(*newest).offset(offset).limit(limit)).all()
+        places = select(SecretSighting).where(col(SecretSighting.finding_id).in_([r.id for r in rows]))
+        if job_id:
+            places = places.where(SecretSighting.job_id == job_id)
+        by_finding: dict[int, list[SecretSighting]] = {}
+        for s in session.exec(places.order_by(col(SecretSighting.id))).all():
+            by_finding.setdefault(s.finding_id, []).append(s)
+        return [finding_dict(r, by_finding.get(r.id, [])) for r in rows]
+
+
+def assets() -> list[dict[str, Any]]:
+    """Assets with stored secrets: how many, and when one was last seen."""
+    with session_scope() as session:
+        rows = session.exec(
+            select(SecretFinding.asset, func.count(), func.max(SecretFinding.last_seen))
+            .group_by(SecretFinding.asset)
+            .order_by(SecretFinding.asset)
+        ).all()
+    return [{"asset": a, "findings": n, "last_seen": _iso(last)} for a, n, last in rows]
+
+
+def get_finding(finding_id: int) -> dict[str, Any]:
+    with session_scope() as session:
+        row = session.get(SecretFinding, finding_id)
+        if row is None:
+            raise FindingNotFound(finding_id)
+        sightings = session.exec(
+            select(SecretSighting).where(SecretSighting.finding_id == finding_id).order_by(col(SecretSighting.id))
+        ).all()
+        return finding_dict(row, list(sightings))
+
+
+def reveal(finding_id: int) -> str:
+    """The full secret value; callers log that it was revealed."""
+    with session_scope() as session:
+        row = session.get(SecretFinding, finding_id)
+        if row is None:
+            raise FindingNotFound(finding_id)
+        return row.value
