@@ -32,7 +32,9 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -252,10 +254,10 @@ def secrets_scan(
         matcher = make_matcher(rules)
     except RuleError as exc:
         _fail(str(exc))
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:  # a typo in a CI path must fail loudly, not pass as "nothing found"
+        _fail("; ".join(f"{p}: no such file or directory" for p in missing))
     report = scan_paths(paths, matcher=matcher, limits=Limits.from_settings(), min_confidence=min_confidence.value)
-    missing = [s for s in report.skipped if s["reason"] == "no such file or directory"]
-    if missing and len(missing) == len(paths) and report.files_scanned == 0:
-        _fail("; ".join(f"{s['file']}: {s['reason']}" for s in missing))
     if output is OutputFormat.json:
         sys.stdout.write(as_json(report, reveal) + "\n")
     elif output is OutputFormat.sarif:

@@ -92,7 +92,7 @@ class Finding:
     start: int  # byte offsets of the secret itself in the (decompressed) file
     end: int
     line: int  # 1-based
-    column: int  # 1-based, in bytes
+    column: int  # 1-based, in characters (Unicode code points), as editors count
     value: bytes = field(repr=False)
     window: bytes = field(repr=False, default=b"")  # raw bytes around the secret, for context
     window_start: int = 0
@@ -269,6 +269,14 @@ class Matcher:
         return found, truncated
 
 
+_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
+
+
+def _chars(data: bytes) -> int:
+    """Characters in UTF-8 bytes (invalid bytes count as one each, like a lenient decoder)."""
+    return len(data) if data.isascii() else len(data.translate(None, _CONTINUATION_BYTES))
+
+
 class FileScan:
     """Scans one file's bytes, fed as chunks; collects findings with exact offsets and lines."""
 
@@ -283,6 +291,7 @@ class FileScan:
         self._tail_start = 0  # absolute offset of _tail[0]
         self._newlines_before_tail = 0
         self._last_newline_before_tail = -1
+        self._line_chars_before_tail = 0  # characters between that newline and the tail
 
     def feed(self, chunk: bytes, final: bool = False) -> None:
         buf = self._tail + chunk if self._tail else chunk
@@ -298,6 +307,9 @@ class FileScan:
         last = buf.rfind(b"\n", 0, keep_from)
         if last >= 0:
             self._last_newline_before_tail = base + last
+            self._line_chars_before_tail = _chars(buf[last + 1 : keep_from])
+        else:
+            self._line_chars_before_tail += _chars(buf[:keep_from])
         self._tail = buf[keep_from:]
         self._tail_start = base + keep_from
 
@@ -332,7 +344,8 @@ class FileScan:
         if previous is not None and previous.end - previous.start >= e - s:
             return
         last = buf.rfind(b"\n", 0, s)
-        last_abs = base + last if last >= 0 else self._last_newline_before_tail
+        # Characters since the line's start, which may lie in an earlier chunk.
+        column = 1 + (_chars(buf[last + 1 : s]) if last >= 0 else self._line_chars_before_tail + _chars(buf[:s]))
         window_lo = max(0, s - 320)
         finding = Finding(
             rule=rule.id,
@@ -343,7 +356,7 @@ class FileScan:
             start=base + s,
             end=base + e,
             line=self._newlines_before_tail + buf.count(b"\n", 0, s) + 1,
-            column=base + s - last_abs,
+            column=column,
             value=bytes(value),
             window=bytes(buf[window_lo : e + 320]),
             window_start=base + window_lo,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from app import __version__
 from app.secrets.context import readable, snippet
@@ -46,6 +48,13 @@ def as_json(report: ScanReport, reveal: bool = False) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
+def _uri(name: str) -> str:
+    """A SARIF artifact URI: URLs as they are, file paths percent-encoded (relative stays relative)."""
+    if "://" in name:
+        return name
+    return quote(Path(name).as_posix(), safe="/:@!$&'()*+,;=-._~")
+
+
 def as_sarif(report: ScanReport, rules: RuleSet, reveal: bool = False) -> str:
     used = sorted({f.rule for f in report.findings})
     rule_index = {rule_id: i for i, rule_id in enumerate(used)}
@@ -79,7 +88,7 @@ def as_sarif(report: ScanReport, rules: RuleSet, reveal: bool = False) -> str:
                 "ruleIndex": rule_index[f.rule],
                 "level": _SARIF_LEVEL[f.severity],
                 "message": {"text": f"{f.description}: {f.secret if reveal else f.redacted()}"},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.file}, "region": region}}],
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(f.file)}, "region": region}}],
                 "partialFingerprints": {"assetmonSecret/v1": f.fingerprint},
                 "properties": {"confidence": f.confidence},
             }
@@ -96,6 +105,7 @@ def as_sarif(report: ScanReport, rules: RuleSet, reveal: bool = False) -> str:
                         "rules": descriptors,
                     }
                 },
+                "columnKind": "unicodeCodePoints",
                 "results": results,
             }
         ],
@@ -117,7 +127,8 @@ def print_text(report: ScanReport, console, reveal: bool = False) -> None:
         body = Text(context)
         body.highlight_words([shown], style="bold black on yellow")
         title = f"[{colours[f.severity]}]{f.severity.upper()}[/] {escape(f.rule)} · {escape(f.description)}"
-        subtitle = f"{escape(where)} · confidence {f.confidence} · {f.fingerprint[:12]}"
+        console.print(Text(where, style="bold"), soft_wrap=True)  # whole, however long the path
+        subtitle = f"confidence {f.confidence} · {f.fingerprint[:12]}"
         console.print(Panel(body, title=title, subtitle=subtitle, title_align="left", subtitle_align="left"))
     for skipped in report.skipped:
         console.print(f"[dim]skipped {escape(skipped['file'])}: {escape(skipped['reason'])}[/]")

@@ -122,6 +122,18 @@ def test_secret_across_a_chunk_border_is_found_once(matcher, tmp_path):
         assert [(f.start, f.end) for f in report.findings] == [(len(head), len(head) + len(token))], shift
 
 
+def test_line_and_column_count_characters_across_chunks(matcher, tmp_path):
+    token = _token(5)
+    chunk = 64 << 10
+    # A long minified line full of multi-byte characters, spanning several chunks before the secret.
+    prefix = "a=1;\nb=2;\n" + 'var s="ключ→値";' * 12_000 + 'k="'
+    path = tmp_path / "wide.js"
+    path.write_bytes((prefix + token + '";\n').encode())
+    (f,) = _scan(matcher, path, chunk_size=chunk).findings
+    assert f.start == len(prefix.encode()) and f.line == 3
+    assert f.column == len(prefix) - prefix.rindex("\n")  # characters since the line's start, 1-based
+
+
 def test_source_map_findings_name_the_original_source(matcher, tmp_path):
     token = _token(4)
     original = 'import x from "y";\n\nexport const config = {\n  githubToken: "' + token + '",\n};\n'
