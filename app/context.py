@@ -23,6 +23,7 @@ class JobContext:
     worker: str | None = None  # Celery node name when run by a worker
     reason: str | None = None  # why the job runs eagerly, when it does
     soft_deadline: float | None = None  # monotonic time after which the job must stop
+    last_message: str | None = None
     _last_report: float = field(default=0.0, repr=False)
     _cancelled: bool = field(default=False, repr=False)
 
@@ -32,6 +33,8 @@ class JobContext:
             return
         from app import jobs
 
+        if message:
+            self.last_message = message
         now = time.monotonic()
         # Throttle writes: a tight loop reporting progress must not hammer the database.
         if force or percent in (0, 100) or now - self._last_report >= 0.25:

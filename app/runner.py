@@ -67,7 +67,8 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
         with _Heartbeat(job_id, runner, settings.job_heartbeat_seconds):
             result = spec.func(**job.kwargs)
         final = JobStatus.succeeded
-        jobs.finish(job_id, final, result=result, runner=runner)
+        # A job's last progress message ("12 files scanned, 3 secrets found") says more than "done".
+        jobs.finish(job_id, final, result=result, message=context.last_message, runner=runner)
     except JobCancelled:
         final = JobStatus.cancelled
         jobs.finish(job_id, final, message="cancelled on request", runner=runner)

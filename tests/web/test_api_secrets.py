@@ -1,0 +1,99 @@
+"""POST /api/v1/secrets/scan end to end: a real web server, a real Celery worker (or the fallback
+pool), a real local web app to crawl; findings stored, de-duplicated, listed per job and asset."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.weblab import LabServer, Planted, build_js_site
+
+
+@pytest.fixture
+def lab() -> Iterator[tuple[LabServer, list[Planted]]]:
+    site, offsite = LabServer("127.0.0.1").start(), LabServer("127.0.0.2").start()
+    planted = build_js_site(site, offsite, random.Random(11))
+    yield site, planted
+    site.stop()
+    offsite.stop()
+
+
+@pytest.fixture(params=["celery", "fallback"])
+def server(request):
+    if request.param == "celery":
+        request.getfixturevalue("worker")
+        return request.getfixturevalue("web")
+    return request.getfixturevalue("fallback_web")
+
+
+def _scan(server, url: str) -> dict:
+    response = server.post("/api/v1/secrets/scan", json={"url": url})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["queue"] == "secrets" and accepted["status"] == "queued"
+    return server.wait_job(accepted["job_id"], timeout=60)
+
+
+def test_scan_a_url_store_findings_and_deduplicate(server, lab):
+    site, planted = lab
+    job = _scan(server, site.url + "/")
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["asset"] == "127.0.0.1" and result["new_findings"] == len(planted)
+    assert {(f["url"].removeprefix(site.url), f["rule"]) for f in result["findings"]} == {
+        (p.path, p.rule) for p in planted
+    }
+    assert {"/api/v2/users/me", "https://api.lab.test/v1/graphql"} <= {e["value"] for e in result["endpoints"]}
+    assert job["progress"] == 100 and "secrets found" in job["message"]
+
+    listed = server.get("/api/v1/secrets/findings", params={"job_id": job["job_id"]}).json()
+    assert listed["count"] == len(planted)
+    text = str(listed)
+    for p in planted:
+        assert p.value not in text  # redacted everywhere unless revealed
+    one = next(f for f in listed["findings"] if f["rule"] == "github-pat")
+    (where,) = one["locations"]
+    assert where["source"] == "webpack://lab/./src/config.ts" and where["source_line"] == 3
+
+    # The same secrets seen again: no new findings, one more sighting each.
+    again = _scan(server, site.url + "/")
+    assert again["result"]["new_findings"] == 0
+    per_asset = server.get("/api/v1/secrets/findings", params={"asset": "127.0.0.1"}).json()
+    assert per_asset["count"] == len(planted)
+    assert all(f["sightings"] == 2 and f["last_job_id"] == again["job_id"] for f in per_asset["findings"])
+    assets = server.get("/api/v1/secrets/assets").json()["assets"]
+    assert assets == [{"asset": "127.0.0.1", "findings": len(planted), "last_seen": assets[0]["last_seen"]}]
+
+    revealed = server.post(f"/api/v1/secrets/findings/{one['id']}/reveal").json()
+    assert revealed["secret"] == next(p.value for p in planted if p.rule == "github-pat")
+    detail = server.get(f"/api/v1/secrets/findings/{one['id']}").json()
+    assert len(detail["locations"]) == 2 and revealed["secret"] not in str(detail)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"url": "ftp://127.0.0.1/"}, "only http:// and https://"),
+        ({"url": "http://"}, "no host name"),
+        ({"url": "http://127.0.0.1/ x"}, "spaces"),
+        ({}, "url: Field required"),
+        ({"url": "http://127.0.0.1/", "depth": 9}, "Extra inputs are not permitted"),
+        ({"url": 5}, "valid string"),
+    ],
+)
+def test_bad_scan_requests_are_refused_and_write_nothing(fallback_web, body, needle):
+    before = fallback_web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"]
+    response = fallback_web.post("/api/v1/secrets/scan", json=body)
+    assert response.status_code == 422, response.text
+    assert needle in response.json()["detail"] and "Traceback" not in response.text
+    assert fallback_web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"] == before
+
+
+def test_unknown_findings_and_jobs_are_404(fallback_web):
+    assert fallback_web.get("/api/v1/secrets/findings/999").status_code == 404
+    assert fallback_web.post("/api/v1/secrets/findings/999/reveal").status_code == 404
+    response = fallback_web.get("/api/v1/secrets/findings", params={"job_id": "0" * 32})
+    assert response.status_code == 404 and "no job" in response.json()["detail"]
+    assert fallback_web.get("/api/v1/secrets/findings", params={"job_id": "nope"}).status_code == 404
