@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the thing asked about is not healthy / failed, 2 bad in
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -243,6 +244,9 @@ def secrets_scan(
     reveal: Annotated[bool, typer.Option("--reveal", help="Show full secret values (default: redacted).")] = False,
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (TOML); repeatable.")] = None,
     min_confidence: Annotated[Confidence, typer.Option("--min-confidence")] = Confidence.low,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=64, help="Processes for big directory trees (default: CPUs).")
+    ] = os.cpu_count() or 1,
 ) -> None:
     """Scan files for secrets. Exit 0: nothing found, 1: findings, 2: error."""
     from app.secrets.inputs import Limits
@@ -257,9 +261,11 @@ def secrets_scan(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:  # a typo in a CI path must fail loudly, not pass as "nothing found"
         _fail("; ".join(f"{p}: no such file or directory" for p in missing))
-    report = scan_paths(paths, matcher=matcher, limits=Limits.from_settings(), min_confidence=min_confidence.value)
+    report = scan_paths(
+        paths, matcher=matcher, limits=Limits.from_settings(), min_confidence=min_confidence.value, processes=jobs
+    )
     if output is OutputFormat.json:
-        sys.stdout.write(as_json(report, reveal) + "\n")
+        sys.stdout.write(as_json(report, reveal, indent=2 if sys.stdout.isatty() else None) + "\n")
     elif output is OutputFormat.sarif:
         sys.stdout.write(as_sarif(report, matcher.ruleset, reveal) + "\n")
     else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -124,11 +125,18 @@ def redact(secret: str) -> str:
     return secret[:shown] + "…"
 
 
+_N_LOG_N = [0.0] + [n * math.log2(n) for n in range(1, 4097)]
+
+
 def shannon_entropy(value: bytes) -> float:
-    if not value:
-        return 0.0
+    """Bits per byte. H = log2(N) - sum(n log2 n) / N, with n log2 n from a table (values are short)."""
     total = len(value)
-    return -sum(n / total * math.log2(n / total) for n in Counter(value).values())
+    if not total:
+        return 0.0
+    counts = Counter(value).values()
+    if total < len(_N_LOG_N):
+        return math.log2(total) - sum(map(_N_LOG_N.__getitem__, counts)) / total
+    return math.log2(total) - sum(n * math.log2(n) for n in counts) / total
 
 
 def _has_word(lower: bytes, words: tuple[bytes, ...]) -> bool:
@@ -203,6 +211,7 @@ class Matcher:
 
         self.ruleset = ruleset
         self.rules = ruleset.rules
+        self.rule_order = {rule.id: rule.order for rule in ruleset.rules}
         self.overlap = max(rule.max_len for rule in self.rules) * 2 + 1024
         self._hs = hyperscan
         self.db = self._load_or_compile(cache_dir)
@@ -277,6 +286,37 @@ def _chars(data: bytes) -> int:
     return len(data) if data.isascii() else len(data.translate(None, _CONTINUATION_BYTES))
 
 
+class _LineCursor:
+    """Line and column of offsets in one buffer, counted incrementally: candidates arrive nearly in
+    order, so each byte is counted about once however many findings a buffer holds."""
+
+    def __init__(self, buf: bytes, lines_before: int, line_chars_before: int) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.lines = lines_before  # newlines before self.pos
+        self.col0 = line_chars_before  # characters of the line that is open at the buffer's start
+        self.col = line_chars_before  # characters since the line's start, at self.pos
+
+    def at(self, offset: int) -> tuple[int, int]:
+        """(line, column), both 1-based, column in characters."""
+        buf, pos = self.buf, self.pos
+        if offset >= pos:
+            newline = buf.rfind(b"\n", pos, offset)
+            if newline >= 0:
+                self.lines += buf.count(b"\n", pos, offset)
+                self.col = _chars(buf[newline + 1 : offset])
+            else:
+                self.col += _chars(buf[pos:offset])
+        elif buf.find(b"\n", offset, pos) < 0:
+            self.col -= _chars(buf[offset:pos])
+        else:
+            self.lines -= buf.count(b"\n", offset, pos)
+            start = buf.rfind(b"\n", 0, offset)
+            self.col = _chars(buf[start + 1 : offset]) if start >= 0 else self.col0 + _chars(buf[:offset])
+        self.pos = offset
+        return self.lines + 1, self.col + 1
+
+
 class FileScan:
     """Scans one file's bytes, fed as chunks; collects findings with exact offsets and lines."""
 
@@ -319,6 +359,7 @@ class FileScan:
         if not hits:
             return
         rules = self.matcher.rules
+        self._cursor = _LineCursor(buf, self._newlines_before_tail, self._line_chars_before_tail)
         safe_end = len(buf) if final else len(buf) - self.matcher.overlap // 2
         done_until: dict[int, int] = {}
         for index, end in hits:
@@ -343,9 +384,7 @@ class FileScan:
         previous = self._seen.get(key)
         if previous is not None and previous.end - previous.start >= e - s:
             return
-        last = buf.rfind(b"\n", 0, s)
-        # Characters since the line's start, which may lie in an earlier chunk.
-        column = 1 + (_chars(buf[last + 1 : s]) if last >= 0 else self._line_chars_before_tail + _chars(buf[:s]))
+        line, column = self._cursor.at(s)
         window_lo = max(0, s - 320)
         finding = Finding(
             rule=rule.id,
@@ -355,7 +394,7 @@ class FileScan:
             file=self.name,
             start=base + s,
             end=base + e,
-            line=self._newlines_before_tail + buf.count(b"\n", 0, s) + 1,
+            line=line,
             column=column,
             value=bytes(value),
             window=bytes(buf[window_lo : e + 320]),
@@ -367,34 +406,42 @@ class FileScan:
         self.findings.append(finding)
 
     def result(self) -> list[Finding]:
-        findings = resolve_overlaps(self.findings, self.matcher.ruleset)
+        if not self.findings:
+            return []
+        findings = resolve_overlaps(self.findings, self.matcher.rule_order)
         mask_neighbours(findings)
         return findings
 
 
-def resolve_overlaps(findings: list[Finding], ruleset: RuleSet) -> list[Finding]:
+def resolve_overlaps(findings: list[Finding], order: dict[str, int]) -> list[Finding]:
     """One finding per span: where rules overlap, the more confident, more specific rule wins."""
-    order = {rule.id: rule.order for rule in ruleset.rules}
 
     def rank(f: Finding) -> tuple[int, int, int]:
         return (-_CONFIDENCE_RANK[f.confidence], order.get(f.rule, 1 << 30), -(f.end - f.start))
 
+    # Kept spans never overlap, so sorted by start they are sorted by end too: one neighbour to check.
+    starts: list[int] = []
     kept: list[Finding] = []
     for finding in sorted(findings, key=rank):
-        if any(finding.start < k.end and k.start < finding.end for k in kept):
+        i = bisect_left(starts, finding.end)
+        if i and kept[i - 1].end > finding.start:
             continue
-        kept.append(finding)
-    return sorted(kept, key=lambda f: (f.start, f.rule))
+        starts.insert(i, finding.start)
+        kept.insert(i, finding)
+    return kept
 
 
 def mask_neighbours(findings: list[Finding]) -> None:
-    """Remember where other secrets sit in each finding's context window, so no context shows them."""
+    """Remember where other secrets sit in each finding's context window, so no context shows them.
+    `findings` are disjoint and sorted by start (as resolve_overlaps returns them)."""
+    starts = [f.start for f in findings]
+    ends = [f.end for f in findings]
     for f in findings:
         w_lo, w_hi = f.window_start, f.window_start + len(f.window)
         f.masks = [
             (g.start - w_lo, g.end - w_lo, g.redacted())
-            for g in findings
-            if g is not f and g.start < w_hi and w_lo < g.end
+            for g in findings[bisect_right(ends, w_lo) : bisect_left(starts, w_hi)]
+            if g is not f
         ]
 
 

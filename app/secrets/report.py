@@ -36,7 +36,7 @@ def finding_dict(f: Finding, reveal: bool = False) -> dict[str, Any]:
     return data
 
 
-def as_json(report: ScanReport, reveal: bool = False) -> str:
+def as_json(report: ScanReport, reveal: bool = False, indent: int | None = None) -> str:
     body = {
         "findings": [finding_dict(f, reveal) for f in report.findings],
         "files_scanned": report.files_scanned,
@@ -45,7 +45,8 @@ def as_json(report: ScanReport, reveal: bool = False) -> str:
         "skipped": report.skipped,
         "warnings": report.warnings,
     }
-    return json.dumps(body, indent=2, ensure_ascii=False)
+    # Compact unless a person reads it: the indenting encoder is pure Python and slow on big reports.
+    return json.dumps(body, indent=indent, ensure_ascii=False)
 
 
 def _uri(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ def make_matcher(rule_files: list[Path] | None = None, ruleset: RuleSet | None =
     return Matcher(ruleset or load_rules(extra), cache_dir=settings.data_dir / "cache")
 
 
-def scan_file(matcher: Matcher, path: Path, limits: Limits, report: ScanReport, name: str | None = None) -> None:
+def scan_file(matcher: Matcher, path: str | Path, limits: Limits, report: ScanReport, name: str | None = None) -> None:
     label = name or str(path)
     try:
         scan = scan_chunks(matcher, read_chunks(path, limits), label)
@@ -45,9 +46,9 @@ def scan_file(matcher: Matcher, path: Path, limits: Limits, report: ScanReport, 
         report.skipped.append({"file": label, "reason": str(reason)})
         return
     findings = scan.result()
-    if findings and path.suffix.lower() == ".map":
+    if findings and str(path).lower().endswith(".map"):
         with contextlib.suppress(OSError):
-            annotate(findings, path.read_bytes())
+            annotate(findings, Path(path).read_bytes())
     if scan.truncated:
         report.warnings.append(f"{label}: too many candidate matches; the file was only partly scanned")
     report.files_scanned += 1
@@ -61,16 +62,59 @@ def scan_paths(
     matcher: Matcher | None = None,
     limits: Limits | None = None,
     min_confidence: str = "low",
+    processes: int = 1,
 ) -> ScanReport:
+    """Scan files and directories. `processes` > 1 scans big trees in forked processes (CLI only:
+    a Celery worker's pool processes may not have children)."""
     started = time.perf_counter()
     matcher = matcher or make_matcher()
     limits = limits or Limits.from_settings()
     report = ScanReport()
+    files: list[str | Path] = []
     for path, problem in expand(paths):
         if problem:
             report.skipped.append({"file": str(path), "reason": problem})
-            continue
-        scan_file(matcher, path, limits, report)
+        else:
+            files.append(path)
+    if processes > 1 and len(files) >= PARALLEL_MIN_FILES:
+        _scan_parallel(matcher, files, limits, report, processes)
+    else:
+        for path in files:
+            scan_file(matcher, path, limits, report)
     report.findings = [f for f in report.findings if confident_enough(f, min_confidence)]
     report.seconds = time.perf_counter() - started
     return report
+
+
+# Parallel scanning: forked children inherit the compiled matcher (a Hyperscan database cannot be
+# pickled) and send back plain reports, batch by batch, in order, so output is deterministic.
+PARALLEL_MIN_FILES = 64
+_BATCH_FILES = 48
+_inherited: tuple[Matcher, Limits] | None = None
+
+
+def _scan_batch(batch: list[str | Path]) -> ScanReport:
+    assert _inherited is not None
+    matcher, limits = _inherited
+    report = ScanReport()
+    for path in batch:
+        scan_file(matcher, path, limits, report)
+    return report
+
+
+def _scan_parallel(
+    matcher: Matcher, files: list[str | Path], limits: Limits, report: ScanReport, processes: int
+) -> None:
+    global _inherited
+    batches = [files[i : i + _BATCH_FILES] for i in range(0, len(files), _BATCH_FILES)]
+    _inherited = (matcher, limits)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(processes, len(batches))) as pool:
+            for part in pool.imap(_scan_batch, batches):
+                report.findings.extend(part.findings)
+                report.files_scanned += part.files_scanned
+                report.bytes_scanned += part.bytes_scanned
+                report.skipped.extend(part.skipped)
+                report.warnings.extend(part.warnings)
+    finally:
+        _inherited = None

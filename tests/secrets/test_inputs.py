@@ -169,3 +169,16 @@ def test_missing_paths_and_directories_without_js(matcher, tmp_path):
     ]
     explicit = _scan(matcher, tmp_path / "notes.txt")  # named explicitly: scanned whatever its name
     assert len(explicit.findings) == 1
+
+
+def test_parallel_scan_gives_the_same_report_in_the_same_order(matcher, tmp_path):
+    for i in range(150):
+        body = f"var x{i}=1;" * 50 + (f'var t="{_token(100 + i)}";' if i % 7 == 0 else "")
+        (tmp_path / f"f{i:03}.js").write_text(body)
+    serial = scan_paths([tmp_path], matcher=matcher, processes=1)
+    parallel = scan_paths([tmp_path], matcher=matcher, processes=2)
+    assert len(serial.findings) == 22 and serial.files_scanned == parallel.files_scanned == 150
+    assert [(f.file, f.start, f.fingerprint) for f in parallel.findings] == [
+        (f.file, f.start, f.fingerprint) for f in serial.findings
+    ]
+    assert parallel.bytes_scanned == serial.bytes_scanned
