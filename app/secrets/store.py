@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -18,6 +18,8 @@ from app.db import session_scope
 from app.models import SecretFinding, SecretSighting, utcnow
 from app.secrets.context import snippet
 from app.secrets.engine import Finding
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
 
 class FindingNotFound(LookupError):
@@ -152,7 +154,7 @@ def sighting_dict(s: SecretSighting) -> dict[str, Any]:
 def list_findings(
     asset: str | None = None, job_id: str | None = None, limit: int = 100, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """Findings, newest first; per asset, or those a job saw (with that job's locations)."""
+    """Findings, worst and newest first; per asset, or those a job saw (with that job's locations)."""
     with session_scope() as session:
         query = select(SecretFinding)
         if asset:
@@ -161,8 +163,9 @@ def list_findings(
             query = query.where(
                 col(SecretFinding.id).in_(select(SecretSighting.finding_id).where(SecretSighting.job_id == job_id))
             )
-        newest = (col(SecretFinding.last_seen).desc(), col(SecretFinding.id).desc())
-        rows = session.exec(query.order_by(*newest).offset(offset).limit(limit)).all()
+        worst_first = case(*((SecretFinding.severity == s, i) for i, s in enumerate(SEVERITY_ORDER)), else_=9)
+        ordering = (worst_first, col(SecretFinding.last_seen).desc(), col(SecretFinding.id).desc())
+        rows = session.exec(query.order_by(*ordering).offset(offset).limit(limit)).all()
         places = select(SecretSighting).where(col(SecretSighting.finding_id).in_([r.id for r in rows]))
         if job_id:
             places = places.where(SecretSighting.job_id == job_id)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from app import dispatch, jobs
 from app.models import JobStatus
+from app.registry import InvalidArguments
+from app.secrets import store as secret_store
 from app.settings import PROJECT_ROOT
 from app.web.status import health
 
@@ -17,6 +20,7 @@ TEMPLATES_DIR = Path(PROJECT_ROOT / "templates")
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("assetmon.secrets")
 
 
 def _require_htmx(request: Request) -> None:
@@ -64,3 +68,40 @@ def requeue_job(request: Request, job_id: str, background: BackgroundTasks) -> H
     _require_htmx(request)
     job = dispatch.requeue(job_id, background=background)
     return templates.TemplateResponse(request, "_job_row.html", {"job": jobs.to_dict(job)})
+
+
+def _findings_context(asset: str | None) -> dict:
+    return {"findings": secret_store.list_findings(asset=asset or None, limit=200), "asset": asset or None}
+
+
+@router.get("/secrets", response_class=HTMLResponse)
+def secrets_page(request: Request, asset: str | None = Query(default=None, max_length=255)) -> HTMLResponse:
+    context = _findings_context(asset) | {"health": health(), "assets": secret_store.assets()}
+    return templates.TemplateResponse(request, "secrets.html", context)
+
+
+@router.get("/ui/secrets/rows", response_class=HTMLResponse)
+def finding_rows(request: Request, asset: str | None = Query(default=None, max_length=255)) -> HTMLResponse:
+    return templates.TemplateResponse(request, "_finding_rows.html", _findings_context(asset))
+
+
+@router.post("/ui/secrets/scan", response_class=HTMLResponse)
+def scan_url(request: Request, background: BackgroundTasks, url: str = Form(default="")) -> HTMLResponse:
+    _require_htmx(request)
+    try:
+        job = dispatch.submit("secrets_scan_url", {"url": url}, background=background)
+    except InvalidArguments as exc:
+        message = str(exc).removeprefix("invalid arguments for secrets_scan_url: url: ")
+        return templates.TemplateResponse(request, "_notice.html", {"error": message}, status_code=422)
+    return templates.TemplateResponse(request, "_notice.html", {"job": jobs.to_dict(job)}, status_code=202)
+
+
+@router.post("/ui/secrets/findings/{finding_id}/reveal", response_class=HTMLResponse)
+def reveal_finding(request: Request, finding_id: int) -> HTMLResponse:
+    _require_htmx(request)
+    try:
+        value = secret_store.reveal(finding_id)
+    except secret_store.FindingNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    log.warning("secret finding %s revealed to %s", finding_id, request.client.host if request.client else "?")
+    return HTMLResponse(templates.get_template("_revealed.html").render(value=value))

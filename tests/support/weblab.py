@@ -123,7 +123,8 @@ def build_js_site(site: LabServer, offsite: LabServer, rng: random.Random) -> li
         '(()=>{"use strict";var e={},r={};r.p="/";\n'
         'r.u=e=>"static/js/"+e+"."+{17:"1a2b3c4d",42:"5e6f7a8b"}[e]+".chunk.js";\n'
         'const t=fetch("/api/v2/users/me"),n="https://api.lab.test/v1/graphql";\n'
-        f'const hook="{slack}";\n'
+        # Hostile markup next to a secret: the UI shows it in the context, escaped, never run.
+        f'const banner="<img src=x onerror=alert(document.domain)>",hook="{slack}";\n'
         "const k=process.env.REACT_APP_SECRET,o={apiKey:e.apiKey};\n"
         "})();\n"
         "//# sourceMappingURL=main.9c1d2e.js.map\n"

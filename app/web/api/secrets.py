@@ -43,7 +43,7 @@ def list_findings(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """Stored findings, newest first, secrets redacted. Filter by asset (host) and/or job."""
+    """Stored findings, worst and newest first, secrets redacted. Filter by asset (host) and/or job."""
     if job_id is not None:
         jobs.get_job(checked_job_id(job_id))  # 404 for a job that does not exist
     rows = store.list_findings(asset=asset, job_id=job_id, limit=limit, offset=offset)
