@@ -273,6 +273,65 @@ def secrets_scan(
     raise typer.Exit(1 if report.findings else 0)
 
 
+@secrets_app.command("url")
+def secrets_url(
+    url: Annotated[str, typer.Argument(help="The page whose JavaScript is fetched and scanned.")],
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="json or text")] = OutputFormat.text,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the result (default) or just queue.")] = True,
+) -> None:
+    """Scan a web target's JavaScript (same-site scripts, chunks, source maps) as a job; findings are stored.
+
+    Exit 0: nothing found, 1: findings, 2: error (bad URL, job failed)."""
+    from app import dispatch, registry
+    from app.jobtask import JobFailed, JobHandle
+
+    if output is OutputFormat.sarif:
+        _fail("--format sarif is for file scans; use json or text here")
+    _prepare_db()
+    try:
+        job = dispatch.submit("secrets_scan_url", {"url": url})
+    except registry.InvalidArguments as exc:
+        _fail(str(exc).removeprefix("invalid arguments for secrets_scan_url: url: "))
+    if not wait:
+        out.print(f"job {job.id} queued on {job.backend} (assetmon jobs show {job.id})", highlight=False)
+        return
+    try:
+        result = JobHandle(job.id).get(timeout=None)
+    except JobFailed as exc:
+        _fail(str(exc))
+    if output is OutputFormat.json:
+        _print_json({"job_id": job.id, **result})
+    else:
+        _print_url_result(result)
+    raise typer.Exit(1 if result["findings"] else 0)
+
+
+def _print_url_result(result: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    table = Table(title=f"secrets in the JavaScript of {escape(result['url'])}", title_justify="left")
+    for column in ("severity", "rule", "where", "secret"):
+        table.add_column(column)
+    for f in result["findings"]:
+        where = f"{f['url']}:{f['line']}:{f['column']}" + (
+            f" ({f['source']}:{f['source_line']})" if f.get("source") else ""
+        )
+        table.add_row(f["severity"], f["rule"], escape(where), escape(f["secret"]))
+    if result["findings"]:
+        out.print(table)
+    for item in result["files"]:
+        if item.get("skipped"):
+            out.print(f"[dim]skipped {escape(item['url'])}: {escape(item['skipped'])}[/]")
+    for warning in result["warnings"]:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
+    out.print(
+        f"{len(result['findings'])} finding(s), {result.get('new_findings', 0)} new, in {result['files_scanned']} "
+        f"file(s) ({result['bytes_scanned'] / (1 << 20):.1f} MiB, {result['seconds']:.1f} s); "
+        f"{len(result['endpoints'])} endpoint(s) referenced · secrets redacted (reveal them in the web UI)",
+        highlight=False,
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create the database or migrate it to the newest schema."""

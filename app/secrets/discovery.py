@@ -209,7 +209,9 @@ class Crawler:
             annotate(findings, body)
         return findings
 
-    def _follow_script(self, url: str, body: bytes, depth: int, out: list[Fetch], page: str) -> None:
+    def _follow_script(
+        self, url: str, body: bytes, depth: int, out: list[Fetch], page: str, found: list[Finding]
+    ) -> None:
         refs = links.script_refs(body)
         # Bare chunk paths ("static/js/1.js") are relative to webpack's public path, else to the page.
         chunk_base = urljoin(url, refs.public_path) if refs.public_path else page
@@ -220,7 +222,7 @@ class Crawler:
             self._source_map(refs.source_map, url, depth, out)
         for endpoint in links.endpoints(body):
             if len(self.result.endpoints) < MAX_ENDPOINTS:
-                self.result.endpoints.setdefault(endpoint, url)
+                self.result.endpoints.setdefault(_without_secrets(endpoint, found), url)
 
     def _source_map(self, ref: str, url: str, depth: int, out: list[Fetch]) -> None:
         try:
@@ -273,9 +275,9 @@ class Crawler:
             for src in refs.scripts:
                 self._enqueue(src, base, "script", item.depth + 1, url, out)
             for inline in refs.inline:
-                self._follow_script(url, inline.encode("utf-8", "replace"), item.depth, out, base)
+                self._follow_script(url, inline.encode("utf-8", "replace"), item.depth, out, base, item.findings)
             return
-        self._follow_script(url, body, item.depth, out, self.target)
+        self._follow_script(url, body, item.depth, out, self.target, item.findings)
         header_map = headers.get("sourcemap") or headers.get("x-sourcemap")
         if header_map:
             self._source_map(header_map, url, item.depth, out)
@@ -312,6 +314,14 @@ class Crawler:
             self.result.warnings.append(f"time budget of {limits.timeout:g} s reached; {left} files not fetched")
         self.result.seconds = round(time.monotonic() - started, 3)
         return self.result
+
+
+def _without_secrets(text: str, found: list[Finding]) -> str:
+    """An endpoint (a webhook URL, a URL with a password) may hold a secret: show it redacted."""
+    for finding in found:
+        if finding.secret in text:
+            text = text.replace(finding.secret, finding.redacted())
+    return text
 
 
 def _describe_http_error(exc: httpx.HTTPError) -> str:

@@ -47,6 +47,7 @@ def test_scan_a_url_store_findings_and_deduplicate(server, lab):
     }
     assert {"/api/v2/users/me", "https://api.lab.test/v1/graphql"} <= {e["value"] for e in result["endpoints"]}
     assert job["progress"] == 100 and "secrets found" in job["message"]
+    assert not [p.rule for p in planted if p.value in str(job)]  # no full secret in the job's result
 
     listed = server.get("/api/v1/secrets/findings", params={"job_id": job["job_id"]}).json()
     assert listed["count"] == len(planted)
