@@ -4,7 +4,7 @@
 #
 #   ./setup_tools.sh                 everything
 #   ./setup_tools.sh --no-system     skip apt (no root needed); only the .venv and the project
-#   ./setup_tools.sh --with-test-tools   also what the test suite drives (Debian's chromium)
+#   ./setup_tools.sh --with-test-tools   also what the test suite drives (Debian's chromium, npm)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -24,6 +24,9 @@ done
 
 RUNTIME_PACKAGES=(redis-server)
 TEST_PACKAGES=(chromium)
+# The secret-scanning tests fetch real JavaScript bundles with `npm pack`; any npm will do
+# (a NodeSource nodejs ships its own, which Debian's npm package would conflict with).
+command -v npm >/dev/null || TEST_PACKAGES+=(npm)
 
 if [ "$SYSTEM" = 1 ]; then
   wanted=("${RUNTIME_PACKAGES[@]}")
