@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import RedisServer, WebServer, Worker, app_env
+from tests.support.weblab import LabServer, Planted, build_js_site
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # a privileged port nothing listens on: refused at once
 
@@ -95,3 +97,13 @@ def fallback_web(fallback_env: dict[str, str]) -> Iterator[WebServer]:
     server = WebServer(fallback_env).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def lab() -> Iterator[tuple[LabServer, LabServer, list[Planted]]]:
+    """A small web app with planted fake secrets on 127.0.0.1, and an off-site server on 127.0.0.2."""
+    site, offsite = LabServer("127.0.0.1").start(), LabServer("127.0.0.2").start()
+    planted = build_js_site(site, offsite, random.Random(4))
+    yield site, offsite, planted
+    site.stop()
+    offsite.stop()

@@ -63,14 +63,24 @@ class RuleSet:
         raise KeyError(rule_id)
 
 
+# Inside JS strings and JSON a token often follows an escaped newline or tab ("...\\nghp_..."): the
+# "n" is a word character, so a leading \b would not fire. The exact regex also accepts an escape
+# there; the prefilter (Hyperscan has no look-behind) drops the leading \b, which only adds candidates.
+_LEADING_BOUNDARY = re.compile(r"^((?:\(\?[a-z]+\))?)\\b")
+
+
 def _prefilter_of(pattern: str) -> str:
     # Hyperscan has no named groups; the group only matters to the exact (Python) match.
-    return pattern.replace("(?P<secret>", "(?:")
+    return _LEADING_BOUNDARY.sub(r"\1", pattern).replace("(?P<secret>", "(?:")
+
+
+def _exact(pattern: str) -> str:
+    return _LEADING_BOUNDARY.sub(lambda m: m.group(1) + r"(?:\b|(?<=\\[nrt]))", pattern)
 
 
 def _compile(rule_id: str, pattern: str) -> re.Pattern[bytes]:
     try:
-        regex = re.compile(pattern.encode())
+        regex = re.compile(_exact(pattern).encode())
     except re.error as exc:
         raise RuleError(f"rule {rule_id!r}: invalid pattern: {exc}") from None
     if "secret" not in regex.groupindex:

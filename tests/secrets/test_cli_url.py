@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
 from tests.conftest import UNREACHABLE_REDIS
 from tests.support.processes import app_env, run_cli
-from tests.support.weblab import LabServer, build_js_site
-
-
-@pytest.fixture
-def lab():
-    site, offsite = LabServer("127.0.0.1").start(), LabServer("127.0.0.2").start()
-    planted = build_js_site(site, offsite, random.Random(31))
-    yield site, planted
-    site.stop()
-    offsite.stop()
 
 
 def test_url_scan_from_the_cli_without_redis(tmp_path, lab):
-    site, planted = lab
+    site, _, planted = lab
     env = app_env(tmp_path / "data", UNREACHABLE_REDIS)
     done = run_cli(env, "secrets", "url", site.url + "/", "--format", "json")
     assert done.returncode == 1, done.stderr

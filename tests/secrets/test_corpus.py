@@ -1,5 +1,6 @@
 """Recall and precision on real bundles (npm packages fetched at test time) with planted fake secrets."""
 
+import json
 import random
 
 import pytest
@@ -53,3 +54,29 @@ def test_planted_secrets_recall_precision_and_exact_offsets(matcher, tmp_path):
     precision = found_total / (found_total + false_total)
     assert planted_total > 300
     assert recall >= 0.97 and precision >= 0.97
+
+
+def test_planted_secrets_in_a_real_source_map_name_the_original_file_and_line(matcher, tmp_path):
+    """Secrets planted into the original sources of pdf.js's own source map, then JSON-encoded into
+    sourcesContent as a bundler would: found in the .map, and traced back to the source file and line."""
+    bundle = package_dirs()["pdfjs-dist"] / "build" / "pdf.mjs.map"
+    sourcemap = json.loads(bundle.read_bytes())
+    rng = random.Random(7)
+    index = max(range(len(sourcemap["sourcesContent"])), key=lambda i: len(sourcemap["sourcesContent"][i] or ""))
+    original, plants = plant(sourcemap["sourcesContent"][index].encode(), RULES, matcher, rng)
+    sourcemap["sourcesContent"][index] = original.decode()
+    target = tmp_path / "pdf.mjs.map"
+    target.write_text(json.dumps(sourcemap))
+    report = scan_paths([target], matcher=matcher, limits=Limits())
+
+    # A value JSON would escape (a PEM key's newlines) is found in its escaped form.
+    expected = {json.dumps(p.value.decode())[1:-1]: p for p in plants}
+    got = {f.secret: f for f in report.findings}
+    found = expected.keys() & got.keys()
+    false = [(f.rule, f.redacted()) for value, f in got.items() if value not in expected]
+    assert not false, false
+    assert len(found) / len(expected) >= 0.97, sorted(expected[v].rule for v in expected.keys() - got.keys())
+    for value in found:
+        finding, p = got[value], expected[value]
+        assert finding.source == sourcemap["sources"][index]
+        assert finding.source_line == original.count(b"\n", 0, p.start) + 1

@@ -4,24 +4,13 @@ source map; off-site scripts and redirects not followed; limits honoured. Loopba
 from __future__ import annotations
 
 import gzip
-import random
-from collections.abc import Iterator
 
 import brotli
 import pytest
 
 from app.secrets.discovery import Limits, discover
 from app.urls import InvalidURL, check_url, same_site
-from tests.support.weblab import LabServer, Planted, build_js_site
-
-
-@pytest.fixture
-def lab() -> Iterator[tuple[LabServer, LabServer, list[Planted]]]:
-    site, offsite = LabServer("127.0.0.1").start(), LabServer("127.0.0.2").start()
-    planted = build_js_site(site, offsite, random.Random(4))
-    yield site, offsite, planted
-    site.stop()
-    offsite.stop()
+from tests.support.weblab import LabServer
 
 
 def _served(site: LabServer, path: str) -> bytes:

@@ -1,28 +1,16 @@
 """The Secrets page in a real headless Chromium: scan a local web app by URL, watch findings arrive
 redacted, reveal one on purpose; hostile markup from the target is shown as text, never run."""
 
-import random
-
 import pytest
 
 from tests.support.processes import wait_for
-from tests.support.weblab import LabServer, build_js_site
 from tests.web.conftest import shot
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def lab():
-    site, offsite = LabServer("127.0.0.1").start(), LabServer("127.0.0.2").start()
-    planted = build_js_site(site, offsite, random.Random(23))
-    yield site, planted
-    site.stop()
-    offsite.stop()
-
-
 def test_scan_from_the_page_then_reveal(fallback_web, lab, page):
-    site, planted = lab
+    site, _, planted = lab
     page.goto(fallback_web.url + "/secrets")
     assert "No secrets found yet" in page.locator("#finding-rows").inner_text()
 
