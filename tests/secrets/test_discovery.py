@@ -63,6 +63,19 @@ def test_size_cap_skips_with_a_reason(settings_env, lab):
     assert "2,048-byte cap" in reasons["/static/js/main.9c1d2e.js"]
 
 
+def test_slow_servers_are_bounded_by_the_request_timeout_and_the_time_budget(settings_env, lab):
+    site, _, _ = lab
+    site.add("/static/js/main.9c1d2e.js", "var a=1;", delay=5, content_type="text/javascript")
+    slow = discover(site.url + "/", limits=Limits(request_timeout=0.5))
+    reasons = {f.url.removeprefix(site.url): f.skipped for f in slow.files}
+    assert reasons["/static/js/main.9c1d2e.js"] == "timed out"
+    assert len(slow.findings) >= 3  # everything else was still fetched and scanned
+
+    budget = discover(site.url + "/", limits=Limits(timeout=1.5))
+    assert any("time budget of 1.5 s reached" in w for w in budget.warnings), budget.warnings
+    assert "/static/js/main.9c1d2e.js" not in {f.url.removeprefix(site.url) for f in budget.files}
+
+
 def test_unreachable_target_is_a_result_not_a_crash(settings_env):
     result = discover("http://127.0.0.1:1/", limits=Limits(request_timeout=2))
     assert [f.skipped for f in result.files] == ["cannot connect: All connection attempts failed"]

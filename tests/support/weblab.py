@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,6 +22,7 @@ class Route:
     body: bytes = b""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering (a slow or hanging server)
 
 
 class LabServer:
@@ -37,6 +39,8 @@ class LabServer:
             def do_GET(self) -> None:
                 lab.requests.append(self.path)
                 route = lab.routes.get(self.path.split("?", 1)[0]) or Route(b"not found", 404)
+                if route.delay:
+                    time.sleep(route.delay)
                 self.send_response(route.status)
                 for name, value in route.headers.items():
                     self.send_header(name, value)
@@ -57,9 +61,9 @@ class LabServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def add(self, path: str, body: bytes | str, status: int = 200, **headers: str) -> None:
+    def add(self, path: str, body: bytes | str, status: int = 200, delay: float = 0.0, **headers: str) -> None:
         data = body.encode() if isinstance(body, str) else body
-        self.routes[path] = Route(data, status, {k.replace("_", "-"): v for k, v in headers.items()})
+        self.routes[path] = Route(data, status, {k.replace("_", "-"): v for k, v in headers.items()}, delay)
 
     def start(self) -> LabServer:
         self._thread.start()
