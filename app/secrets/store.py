@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.db import session_scope
 from app.models import SecretFinding, SecretSighting, utcnow
-from app.secrets.context import snippet
+from app.secrets.context import readable
 from app.secrets.engine import Finding
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
@@ -55,7 +55,7 @@ def _upsert(session: Session, f: Finding, url: str, job_id: str | None) -> bool:
         select(SecretFinding).where(SecretFinding.asset == asset, SecretFinding.fingerprint == f.fingerprint)
     ).first()
     new = row is None
-    context = snippet(f)[:4000]
+    context = readable(f)[0][:4000]  # beautified, redacted: what people read in the UI
     if row is None:
         row = SecretFinding(
             asset=asset,
