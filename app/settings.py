@@ -74,6 +74,39 @@ class Settings(BaseSettings):
     http_user_agent: str = "AssetMon/0.1 (+attack surface monitor)"
     http_verify_tls: bool = Field(default=False, description="Verify certificates (targets often have broken TLS).")
 
+    # scope of targets
+    scope_max_cidr_prefix: int = Field(
+        default=16, ge=0, le=32, description="Smallest IPv4 prefix accepted (/16 = 65,536 addresses)."
+    )
+
+    # DNS (resolution, brute force, wildcard detection)
+    resolvers: str = Field(default="", description="Comma-separated HOST[:PORT]; empty: /etc/resolv.conf.")
+    dns_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    dns_retries: int = Field(default=2, ge=0, le=10)
+    dns_concurrency: int = Field(default=500, ge=1, le=10000, description="Queries in flight.")
+    dns_max_records: int = Field(default=100, ge=1, le=10000, description="Records kept per answer.")
+    wordlist_file: Path | None = Field(default=None, description="Labels for brute force instead of the shipped list.")
+
+    # certificate transparency
+    ct_url: str = Field(
+        default="https://crt.sh/?q=%25.{domain}&output=json", description="JSON search URL; {domain} is replaced."
+    )
+    ct_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    ct_max_bytes: int = Field(default=64 << 20, ge=1024)
+
+    # port scanning (TCP connect)
+    port_concurrency: int = Field(default=2000, ge=1, le=50000, description="Connections in flight, all hosts.")
+    port_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    port_retries: int = Field(default=1, ge=0, le=5, description="Extra tries for a port that timed out.")
+    port_rate_per_host: int = Field(default=0, ge=0, description="Connection attempts per second per host; 0: no cap.")
+    port_rate_global: int = Field(default=0, ge=0, description="Connection attempts per second in total; 0: no cap.")
+    default_ports: str = Field(default="top100", description="Port spec used when a scan names none.")
+
+    # HTTP probing
+    http_ports: str = Field(default="80,443,8000,8080,8443", description="Ports probed for web services.")
+    http_max_body_bytes: int = Field(default=2 << 20, ge=1024, description="Bytes of a body read for title/hash.")
+    http_max_redirects: int = Field(default=5, ge=0, le=20)
+
     # liveness of running jobs
     job_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
     job_stale_seconds: float = Field(default=60.0, gt=0)
@@ -84,10 +117,17 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value if value.is_absolute() else (PROJECT_ROOT / value)
 
-    @field_validator("secrets_rules_file", mode="before")
+    @field_validator("secrets_rules_file", "wordlist_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("ct_url")
+    @classmethod
+    def _ct_template(cls, value: str) -> str:
+        if "{domain}" not in value or urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("CT_URL must be an http(s) URL containing {domain}")
+        return value
 
     @field_validator("redis_url")
     @classmethod
