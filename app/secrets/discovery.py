@@ -19,10 +19,10 @@ from urllib.parse import unquote_to_bytes, urldefrag, urljoin, urlsplit
 import httpx
 
 from app.context import current_job
+from app.httpbody import BodyRefused, read_body
+from app.pinning import PinFunction, pinned_transport
 from app.secrets import links
 from app.secrets.engine import Finding, Matcher, scan_bytes
-from app.secrets.inputs import Decoder, SkipFile
-from app.secrets.inputs import Limits as FileLimits
 from app.secrets.sourcemap import annotate
 from app.urls import check_url, same_site
 
@@ -124,38 +124,13 @@ async def _get(client: httpx.AsyncClient, url: str, target: str, limits: Limits)
                 continue
             if response.status_code >= 400:
                 raise Skip(f"HTTP {response.status_code}")
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limits.max_file_bytes:
-                raise Skip(f"larger than the {limits.max_file_bytes:,}-byte cap ({int(declared):,} bytes)")
-            decoder = _decoder(response.headers.get("content-encoding", ""), limits)
-            body = bytearray()
             try:
-                async for raw in response.aiter_raw():
-                    for chunk in decoder.feed(raw) if decoder else (raw,):
-                        body += chunk
-                        if len(body) > limits.max_file_bytes:
-                            raise Skip(f"larger than the {limits.max_file_bytes:,}-byte cap")
-                if decoder:
-                    body += b"".join(decoder.finish())
-            except SkipFile as reason:
+                body = await read_body(response, limits.max_file_bytes, limits.max_decompression_ratio)
+            except BodyRefused as reason:
                 raise Skip(str(reason)) from None
             headers = {k.lower(): v for k, v in response.headers.items()}
-            return response.status_code, url, bytes(body), headers
+            return response.status_code, url, body, headers
     raise Skip(f"more than {MAX_REDIRECTS} redirects")
-
-
-_ENCODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "gzip", "br": "brotli"}
-
-
-def _decoder(content_encoding: str, limits: Limits) -> Decoder | None:
-    """Our own bounded decoder: httpx would inflate a whole network read at once, however big."""
-    names = [e.strip().lower() for e in content_encoding.split(",") if e.strip() and e.strip() != "identity"]
-    if not names:
-        return None
-    if len(names) > 1 or names[0] not in _ENCODINGS:
-        raise Skip(f"unsupported Content-Encoding {content_encoding!r}")
-    caps = FileLimits(limits.max_file_bytes, limits.max_decompression_ratio, chunk_size=1 << 20)
-    return Decoder(_ENCODINGS[names[0]], caps)
 
 
 def _looks_like_html(body: bytes, content_type: str) -> bool:
@@ -179,8 +154,16 @@ def _data_uri(ref: str, limit: int) -> bytes | None:
 
 
 class Crawler:
-    def __init__(self, target: str, matcher: Matcher, limits: Limits, on_file: OnFile | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        matcher: Matcher,
+        limits: Limits,
+        on_file: OnFile | None = None,
+        pin: PinFunction | None = None,
+    ) -> None:
         self.target = check_url(target)
+        self.pin = pin
         self.matcher = matcher
         self.limits = limits
         self.on_file = on_file
@@ -285,12 +268,12 @@ class Crawler:
     async def run(self) -> Discovery:
         started = time.monotonic()
         limits = self.limits
+        pool = httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency)
         client = httpx.AsyncClient(
             timeout=limits.request_timeout,
-            verify=limits.verify_tls,
             follow_redirects=False,
             headers={"User-Agent": limits.user_agent, "Accept-Encoding": "gzip, deflate, br"},
-            limits=httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency),
+            transport=pinned_transport(self.pin, verify=limits.verify_tls, limits=pool),
             trust_env=False,  # a scanner must not be silently re-routed by the operator's proxy variables
         )
         self.seen.add(self.target)
@@ -335,10 +318,15 @@ def _describe_http_error(exc: httpx.HTTPError) -> str:
 
 
 def discover(
-    url: str, matcher: Matcher | None = None, limits: Limits | None = None, on_file: OnFile | None = None
+    url: str,
+    matcher: Matcher | None = None,
+    limits: Limits | None = None,
+    on_file: OnFile | None = None,
+    pin: PinFunction | None = None,
 ) -> Discovery:
-    """Crawl one web target for JavaScript and scan it. Runs its own event loop."""
+    """Crawl one web target for JavaScript and scan it. Runs its own event loop; inside a running
+    loop (a recon scan) await `Crawler(...).run()` instead. `pin` decides where each host connects."""
     from app.secrets.scan import make_matcher
 
-    crawler = Crawler(url, matcher or make_matcher(), limits or Limits.from_settings(), on_file)
+    crawler = Crawler(url, matcher or make_matcher(), limits or Limits.from_settings(), on_file, pin)
     return asyncio.run(crawler.run())

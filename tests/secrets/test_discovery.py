@@ -103,3 +103,13 @@ def test_same_site_uses_the_public_suffix_list():
     assert not same_site("https://evil.co.uk/a.js", "https://www.example.co.uk/")
     assert not same_site("https://a.github.io/x.js", "https://b.github.io/")  # a private suffix
     assert not same_site("http://127.0.0.2/x.js", "http://127.0.0.1/")
+
+
+def test_pinned_hosts_connect_where_the_scan_says_and_nowhere_else(settings_env, lab):
+    site, offsite, planted = lab
+    # "app.lab.test" exists only in the scan's own resolution: pinned to the lab server's address.
+    pinned = {"app.lab.test": "127.0.0.1"}
+    result = discover(f"http://app.lab.test:{site.port}/", limits=Limits(max_files=50), pin=pinned.get)
+    assert {f.rule for f in result.findings} == {p.rule for p in planted}
+    refused = discover(f"http://elsewhere.lab.test:{site.port}/", pin=pinned.get)
+    assert "out of scope" in refused.files[0].skipped
