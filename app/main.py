@@ -18,9 +18,11 @@ from app import __version__, broker, fallback, recovery
 from app.db import DatabaseError, ensure_migrated
 from app.jobs import JobError
 from app.registry import InvalidArguments, UnknownTask
+from app.scans import ScanError
 from app.settings import PROJECT_ROOT, get_settings
+from app.targets import TargetError
 from app.web import pages
-from app.web.api import health, jobs, secrets
+from app.web.api import health, jobs, scans, secrets
 
 log = logging.getLogger("assetmon")
 
@@ -95,6 +97,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _job(_: Request, exc: JobError) -> JSONResponse:
         return _error(exc.status_code, str(exc))
 
+    @app.exception_handler(ScanError)
+    async def _scan(_: Request, exc: ScanError) -> JSONResponse:
+        return _error(exc.status_code, str(exc))
+
+    @app.exception_handler(TargetError)
+    async def _target(_: Request, exc: TargetError) -> JSONResponse:
+        return _error(exc.status_code, str(exc))
+
     @app.exception_handler(DatabaseError)
     async def _db(_: Request, exc: DatabaseError) -> JSONResponse:
         return _error(503, str(exc))
@@ -121,6 +131,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(secrets.router)
+    app.include_router(scans.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     return app

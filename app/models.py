@@ -114,3 +114,37 @@ class SecretSighting(SQLModel, table=True):
     source_line: int | None = None
     context: str = Field(default="", max_length=4000)  # redacted
     seen_at: datetime = Field(default_factory=utcnow)
+
+
+class Target(SQLModel, table=True):
+    """What an organisation owns: root domains, networks and URLs, with include/exclude rules."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cidrs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    urls: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    scope: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    scan_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    schedule: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Scan(SQLModel, table=True):
+    """One recon scan of a target. Its state is its job's; the scan keeps the stage and the results."""
+
+    __table_args__ = (Index("ix_scan_target_created", "target_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    target_id: int | None = Field(default=None, foreign_key="target.id", ondelete="SET NULL")
+    target: str = Field(max_length=300)  # the target's name, or what was typed for a quick scan
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # the scope
+    job_id: str | None = Field(default=None, max_length=32, index=True)
+    modules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    stage: str = Field(default="", max_length=20)
+    counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

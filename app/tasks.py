@@ -88,3 +88,11 @@ def secrets_scan_url(url: Annotated[str, Field(max_length=2048), AfterValidator(
     from app.secrets.webscan import scan_url
 
     return scan_url(url)
+
+
+@job(queue="scans", idempotent=True)
+def recon_scan(scan_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]) -> dict:
+    """A recon scan (discover, resolve, ports, http, js) of the scan row `scan_id`."""
+    from app.recon import run_scan
+
+    return run_scan(scan_id)

@@ -1,0 +1,419 @@
+"""A recon scan, stage by stage: discover → resolve → ports → http → js.
+
+One async pipeline in the job's process: stages that fan out (thousands of DNS queries, port
+probes, HTTP requests) do so inside the event loop, so no task ever waits on another task.
+Every address is checked against the target's scope before anything connects to it; results
+are written to the scan row after each stage; progress is reported (and cancellation honoured)
+between batches through the job context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from app import scans
+from app.context import current_job
+from app.scope import Scope
+
+# Share of the progress bar per stage (of the stages that run).
+_WEIGHTS = {"discover": 20, "resolve": 15, "ports": 30, "http": 20, "js": 15}
+MAX_NAMES_PER_ADDRESS = 20  # HTTP probes per address and port with distinct Host headers
+JS_CONCURRENCY = 4
+
+
+@dataclass
+class State:
+    scope: Scope
+    names: dict[str, set[str]] = field(default_factory=dict)  # name -> sources
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> resolution
+    records: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # root domain -> MX/NS/TXT...
+    wildcards: list[str] = field(default_factory=list)
+    addresses: dict[str, set[str]] = field(default_factory=dict)  # address -> names
+    open_ports: dict[str, list[int]] = field(default_factory=dict)
+    scanned_ports: set[int] = field(default_factory=set)
+    services: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add_name(self, name: str, source: str) -> bool:
+        name = name.lower().rstrip(".")
+        if not self.scope.name_in_scope(name):
+            return False
+        new = name not in self.names
+        self.names.setdefault(name, set()).add(source)
+        return new
+
+
+class Progress:
+    """Maps a stage's own done/total onto the scan's percentage, with a message people read."""
+
+    def __init__(self, stages: list[str]) -> None:
+        total = sum(_WEIGHTS[s] for s in stages) or 1
+        self.spans: dict[str, tuple[float, float]] = {}
+        start = 0.0
+        for stage in stages:
+            width = _WEIGHTS[stage] * 100 / total
+            self.spans[stage] = (start, width)
+            start += width
+
+    def callback(
+        self, stage: str, message: Callable[[int, int], str], part: int = 0, parts: int = 1
+    ) -> Callable[[int, int], None]:
+        """A progress(done, total) for one stage (or one of `parts` equal parts of it)."""
+        start, width = self.spans.get(stage, (0.0, 0.0))
+
+        def report(done: int, total: int) -> None:
+            percent = int(start + width * (part + (done / total if total else 1)) / parts)
+            current_job().progress(min(percent, 99), message(done, total))
+
+        return report
+
+
+def _stages(modules: list[str]) -> list[str]:
+    stages = ["discover"] if "subdomains" in modules else []
+    stages.append("resolve")
+    stages += [m for m in ("ports", "http", "js") if m in modules]
+    return stages
+
+
+def _settings_ports(spec: str) -> list[int]:
+    from app.scanners.ports import parse_ports
+
+    return parse_ports(spec)
+
+
+class Pipeline:
+    def __init__(self, scan_id: str) -> None:
+        from app.settings import get_settings
+
+        self.scan = scans.get(scan_id)
+        self.settings = get_settings()
+        self.options = self.scan.options
+        self.modules = self.scan.modules
+        self.state = State(scope=Scope(**_scope_args(self.scan.spec)))
+        self.progress = Progress(_stages(self.modules))
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _resolver(self):
+        from app.scanners import dns
+
+        specs = self.options.get("resolvers")
+        servers = [dns.parse_resolver(s) for s in specs] if specs else dns.resolvers_from_settings()
+        return dns.Resolver(servers)
+
+    def _save(self, stage: str, final: bool = False) -> dict[str, Any]:
+        document = self.document()
+        counts = {key: len(document[key]) for key in ("subdomains", "wildcards", "hosts", "services", "secrets")}
+        counts["open_ports"] = sum(len(h["open_ports"]) for h in document["hosts"])
+        scans.save(self.scan.id, stage=stage, counts=counts, result=document)
+        return document
+
+    def _pin(self, host: str) -> str | None:
+        """Where a web request for `host` may connect: an in-scope address this scan resolved."""
+        host = host.lower().strip("[]").rstrip(".")
+        try:
+            ipaddress.ip_address(host)
+            return host if host in self.state.addresses else None
+        except ValueError:
+            pass
+        for address, names in self.state.addresses.items():
+            if host in names:
+                return address
+        return None
+
+    # --- stages --------------------------------------------------------------------------------
+
+    async def discover(self, resolver) -> None:
+        from app.scanners import ct, dns
+
+        domains = self.state.scope.domains
+        labels = dns.load_wordlist(self.settings.wordlist_file)
+        for index, domain in enumerate(domains):
+            report = self.progress.callback(
+                "discover",
+                lambda done, total, d=domain: f"Brute-forcing {d}: {done:,} of {total:,} names",
+                part=index,
+                parts=len(domains),
+            )
+            current_job().progress(None, f"Searching certificate transparency for {domain}")
+            try:
+                for name in await ct.subdomains(domain, url_template=self.options.get("ct_url")):
+                    self.state.add_name(name, "ct")
+            except ct.CTError as exc:
+                self.state.warnings.append(str(exc))
+
+            try:
+                found, wildcards = await dns.brute_force(resolver, domain, labels, progress=report)
+            except dns.DNSFailure as exc:
+                self.state.warnings.append(f"brute force of {domain} stopped: {exc}")
+                continue
+            for name in found:
+                self.state.add_name(name, "bruteforce")
+            self.state.wildcards.extend(w for w in wildcards if w not in self.state.wildcards)
+
+    async def resolve(self, resolver) -> None:
+        from app.scanners import dns
+
+        names = sorted(self.state.names)
+        report = self.progress.callback("resolve", lambda done, total: f"Resolving {done:,} of {total:,} names")
+        current_job().progress(None, f"Resolving {len(names):,} names")
+        try:
+            self.state.answers = await dns.resolve_names(resolver, names, progress=report)
+        except dns.DNSFailure as exc:
+            self.state.warnings.append(f"resolution failed: {exc}")
+        if "dns" in self.modules:
+            for domain in self.state.scope.domains:
+                try:
+                    self.state.records[domain] = await dns.records(resolver, domain)
+                except dns.DNSFailure as exc:
+                    self.state.warnings.append(f"records of {domain}: {exc}")
+        for name, answer in self.state.answers.items():
+            for address in answer.get("addresses", []):
+                self.state.addresses.setdefault(address, set()).add(name)
+        self._add_own_addresses()
+        self._drop_out_of_scope()
+
+    def _add_own_addresses(self) -> None:
+        for address in self.state.scope.addresses():
+            self.state.addresses.setdefault(address, set())
+        for url in self.state.scope.urls:
+            host = (urlsplit(url).hostname or "").lower()
+            try:
+                ipaddress.ip_address(host)
+                self.state.addresses.setdefault(host, set())
+            except ValueError:
+                pass
+
+    def _drop_out_of_scope(self) -> None:
+        outside = [a for a, names in self.state.addresses.items() if not self.state.scope.address_in_scope(a, names)]
+        for address in outside:
+            del self.state.addresses[address]
+        if outside:
+            self.state.warnings.append(
+                f"{len(outside)} address(es) outside the scope were not contacted: {', '.join(sorted(outside)[:10])}"
+            )
+
+    async def ports(self) -> None:
+        from app.scanners import ports
+
+        spec = self.options.get("ports") or self.settings.default_ports
+        wanted = ports.parse_ports(spec)
+        hosts = sorted(self.state.addresses, key=_address_key)
+        self.state.scanned_ports = set(wanted)
+        report = self.progress.callback(
+            "ports", lambda done, total: f"Scanning ports: {done:,} of {total:,} probes on {len(hosts):,} hosts"
+        )
+        current_job().progress(None, f"Scanning {len(wanted):,} ports on {len(hosts):,} hosts")
+        if hosts:
+            self.state.open_ports = await ports.scan(hosts, wanted, progress=report)
+
+    def _http_ports(self) -> list[int]:
+        configured = self.options.get("http_ports") or _settings_ports(self.settings.http_ports)
+        return sorted(set(configured))
+
+    def _probe_targets(self, addresses: list[str]):
+        from app.scanners.http import ProbeTarget
+
+        targets = []
+        for address in addresses:
+            names = sorted(self.state.addresses.get(address, ()))[:MAX_NAMES_PER_ADDRESS]
+            for port in self._http_ports():
+                # A port this scan found closed is not probed; one it did not scan is.
+                scanned = "ports" in self.modules and port in self.state.scanned_ports
+                if scanned and port not in self.state.open_ports.get(address, []):
+                    continue
+                targets += [ProbeTarget(address, port, name) for name in names] or [ProbeTarget(address, port, None)]
+        return targets
+
+    async def http(self, resolver) -> None:
+        from app.scanners import http
+
+        targets = self._probe_targets(sorted(self.state.addresses, key=_address_key))
+        report = self.progress.callback("http", lambda done, total: f"Probing {done:,} of {total:,} web endpoints")
+        current_job().progress(None, f"Probing {len(targets):,} web endpoints")
+        services, warnings = await http.probe(targets, progress=report)
+        self.state.warnings += warnings
+        self.state.services = [s.as_dict() for s in services]
+        await self._names_from_certificates(resolver)
+
+    async def _names_from_certificates(self, resolver) -> None:
+        """Certificate SANs feed discovery: new in-scope names are resolved and their services probed."""
+        from app.scanners import dns, http
+
+        new = []
+        for service in self.state.services:
+            for san in (service.get("tls") or {}).get("sans", []):
+                name = san.lower().removeprefix("*.")
+                if self.state.add_name(name, "tls") and name not in self.state.answers:
+                    new.append(name)
+        if not new:
+            return
+        try:
+            answers = await dns.resolve_names(resolver, new)
+        except dns.DNSFailure as exc:
+            self.state.warnings.append(f"resolving names from certificates: {exc}")
+            return
+        self.state.answers.update(answers)
+        fresh = set()
+        for name, answer in answers.items():
+            for address in answer.get("addresses", []):
+                if self.state.scope.address_in_scope(address, [name]):
+                    fresh.add(address)
+                    self.state.addresses.setdefault(address, set()).add(name)
+        if fresh:
+            services, warnings = await http.probe(self._probe_targets(sorted(fresh, key=_address_key)))
+            known = {s["url"] for s in self.state.services}
+            self.state.services += [s.as_dict() for s in services if s.url not in known]
+            self.state.warnings += warnings
+
+    async def js(self) -> None:
+        from app.secrets import store
+        from app.secrets.discovery import Crawler, Limits
+        from app.secrets.scan import make_matcher
+
+        live = [s for s in self.state.services if s.get("status") is not None and s["status"] < 500]
+        matcher = make_matcher()
+        limits = Limits.from_settings()
+        job_id = current_job().job_id
+        report = self.progress.callback("js", lambda done, total: f"Scanning JavaScript of {done:,} of {total:,} sites")
+        gate = asyncio.Semaphore(JS_CONCURRENCY)
+        done = 0
+
+        def on_file(item) -> None:
+            if item.findings:
+                store.record(item.findings, item.url, job_id)
+            for f in item.findings:
+                self.state.secrets.append(
+                    {
+                        "rule": f.rule,
+                        "url": item.url,
+                        "line": f.line,
+                        "secret": f.redacted(),
+                        "fingerprint": f.fingerprint,
+                    }
+                )
+
+        async def crawl(service: dict[str, Any]) -> None:
+            nonlocal done
+            async with gate:
+                result = await Crawler(service["url"], matcher, limits, on_file, pin=self._pin).run()
+                self.state.warnings += [f"{service['url']}: {w}" for w in result.warnings]
+                done += 1
+                report(done, len(live))
+
+        await asyncio.gather(*(crawl(s) for s in live))
+
+    # --- the whole scan ------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        resolver = self._resolver() if self._needs_dns() else None
+        if "subdomains" in self.modules:
+            await self.discover(resolver)
+            self._save("discover")
+        for domain in self.state.scope.domains:
+            self.state.add_name(domain, "input")
+        for url in self.state.scope.urls:
+            host = (urlsplit(url).hostname or "").lower()
+            if host and not _is_address(host):
+                self.state.add_name(host, "input")
+        if resolver is not None:
+            await self.resolve(resolver)
+        else:
+            self._add_own_addresses()
+            self._drop_out_of_scope()
+        self._save("resolve")
+        if "ports" in self.modules:
+            await self.ports()
+            self._save("ports")
+        if "http" in self.modules or "js" in self.modules:
+            await self.http(resolver)
+            self._save("http")
+        if "js" in self.modules:
+            await self.js()
+        return self._save("done")
+
+    def _needs_dns(self) -> bool:
+        return bool(
+            self.state.scope.domains or any(not _is_address(urlsplit(u).hostname or "") for u in self.state.scope.urls)
+        )
+
+    def document(self) -> dict[str, Any]:
+        """The result, the same in the API and the CLI."""
+        subdomains = []
+        for name in sorted(self.state.names):
+            answer = self.state.answers.get(name, {})
+            entry: dict[str, Any] = {
+                "name": name,
+                "addresses": answer.get("addresses", []),
+                "sources": sorted(self.state.names[name]),
+            }
+            if answer.get("cname"):
+                entry["cname"] = answer["cname"]
+            if answer.get("takeover"):
+                entry["takeover"] = answer["takeover"]
+            if name in self.state.records:
+                entry["records"] = self.state.records[name]
+            subdomains.append(entry)
+        hosts = [
+            {
+                "host": address,
+                "names": sorted(names),
+                "open_ports": self.state.open_ports.get(address, []),
+            }
+            for address, names in sorted(self.state.addresses.items(), key=lambda kv: _address_key(kv[0]))
+        ]
+        return {
+            "target": self.scan.target,
+            "subdomains": subdomains,
+            "wildcards": sorted(self.state.wildcards),
+            "hosts": hosts,
+            "services": sorted(self.state.services, key=lambda s: (s["url"], s.get("host", ""))),
+            "secrets": self.state.secrets,
+            "warnings": self.state.warnings,
+        }
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _address_key(address: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
+
+
+def _scope_args(spec: dict[str, Any]) -> dict[str, Any]:
+    rules = spec.get("scope", {})
+    return {
+        "domains": spec.get("domains", []),
+        "networks": spec.get("cidrs", []),
+        "urls": spec.get("urls", []),
+        "include": rules.get("include", []),
+        "exclude": rules.get("exclude", []),
+    }
+
+
+def run_scan(scan_id: str) -> dict[str, Any]:
+    """The job: run every stage, write the result; returns a summary (the document is on the scan)."""
+    pipeline = Pipeline(scan_id)
+    current_job().progress(0, f"Starting scan of {pipeline.scan.target}", force=True)
+    try:
+        document = asyncio.run(pipeline.run())
+    finally:
+        scans.mark_finished(scan_id)
+    counts = scans.get(scan_id).counts
+    summary = ", ".join(
+        f"{counts.get(k, 0):,} {k.replace('_', ' ')}" for k in ("subdomains", "hosts", "services", "secrets")
+    )
+    current_job().progress(100, f"Done: {summary}", force=True)
+    return {"scan_id": scan_id, "counts": counts, "warnings": len(document["warnings"])}

@@ -1,0 +1,163 @@
+"""Targets: create, read, update, delete. Every write validates the whole target first."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from app.db import session_scope
+from app.models import Target, utcnow
+from app.scope import Scope, ScopeError
+
+
+class TargetError(Exception):
+    status_code = 422
+
+
+class TargetNotFound(TargetError):
+    status_code = 404
+
+    def __init__(self, ref: int | str) -> None:
+        super().__init__(f"no target {ref!r}")
+
+
+class TargetExists(TargetError):
+    status_code = 409
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TargetError("'name' is required: a short label such as 'acme-prod'")
+    name = value.strip()
+    if len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise TargetError("'name' must be at most 200 printable characters")
+    if name.isdigit():
+        raise TargetError("'name' cannot be only digits (it would be confused with a target id)")
+    return name
+
+
+def validate(data: dict[str, Any], partial: Target | None = None) -> dict[str, Any]:
+    """The stored form of a target body (all of it, or a change to `partial`); raises TargetError."""
+    from app.scans import check_options
+
+    if not isinstance(data, dict):
+        raise TargetError("the body must be a JSON object")
+    allowed = {"name", "domains", "cidrs", "urls", "scope", "scan_options", "schedule"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise TargetError(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    merged = {
+        "name": partial.name if partial else None,
+        "domains": partial.domains if partial else [],
+        "cidrs": partial.cidrs if partial else [],
+        "urls": partial.urls if partial else [],
+        "scope": partial.scope if partial else {},
+        "scan_options": partial.scan_options if partial else {},
+        "schedule": partial.schedule if partial else None,
+    } | data
+    try:
+        scope = Scope.build(merged["domains"] or [], merged["cidrs"] or [], merged["urls"] or [], merged["scope"] or {})
+    except ScopeError as exc:
+        raise TargetError(str(exc)) from None
+    options = check_options(merged["scan_options"] or {})
+    schedule = merged["schedule"]
+    if schedule is not None and not isinstance(schedule, dict):
+        raise TargetError("'schedule' must be an object, e.g. {\"every_seconds\": 3600}")
+    return {
+        "name": _name(merged["name"]),
+        "domains": scope.domains,
+        "cidrs": scope.networks,
+        "urls": scope.urls,
+        "scope": {"include": scope.include, "exclude": scope.exclude},
+        "scan_options": options,
+        "schedule": schedule,
+    }
+
+
+def to_dict(target: Target) -> dict[str, Any]:
+    def iso(value: datetime) -> str:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+    return {
+        "target_id": target.id,
+        "name": target.name,
+        "domains": target.domains,
+        "cidrs": target.cidrs,
+        "urls": target.urls,
+        "scope": target.scope,
+        "scan_options": target.scan_options,
+        "schedule": target.schedule,
+        "created_at": iso(target.created_at),
+        "updated_at": iso(target.updated_at),
+    }
+
+
+def scope_of(target: Target) -> Scope:
+    return Scope(
+        target.domains, target.cidrs, target.urls, target.scope.get("include", []), target.scope.get("exclude", [])
+    )
+
+
+def create(data: dict[str, Any]) -> Target:
+    values = validate(data)
+    try:
+        with session_scope() as session:
+            target = Target(**values)
+            session.add(target)
+            session.flush()
+            session.refresh(target)
+            return target
+    except IntegrityError:
+        raise TargetExists(f"a target named {values['name']!r} exists already") from None
+
+
+def get(ref: int | str) -> Target:
+    """By id, or by name."""
+    with session_scope() as session:
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            target = session.get(Target, int(ref))
+        else:
+            target = session.exec(select(Target).where(Target.name == ref)).first()
+        if target is None:
+            raise TargetNotFound(ref)
+        return target
+
+
+def find(ref: str) -> Target | None:
+    try:
+        return get(ref)
+    except TargetNotFound:
+        return None
+
+
+def list_targets(limit: int = 500) -> list[Target]:
+    with session_scope() as session:
+        return list(session.exec(select(Target).order_by(col(Target.name)).limit(limit)).all())
+
+
+def update(target_id: int, data: dict[str, Any]) -> Target:
+    try:
+        with session_scope() as session:
+            target = session.get(Target, target_id)
+            if target is None:
+                raise TargetNotFound(target_id)
+            for key, value in validate(data, partial=target).items():
+                setattr(target, key, value)
+            target.updated_at = utcnow()
+            session.add(target)
+            session.flush()
+            session.refresh(target)
+            return target
+    except IntegrityError:
+        raise TargetExists(f"a target named {data.get('name')!r} exists already") from None
+
+
+def delete(target_id: int) -> None:
+    with session_scope() as session:
+        target = session.get(Target, target_id)
+        if target is None:
+            raise TargetNotFound(target_id)
+        session.delete(target)

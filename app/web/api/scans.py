@@ -1,0 +1,95 @@
+"""JSON API for recon: targets (CRUD) and scans (start, inspect, list, cancel)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Query, Response
+from fastapi.concurrency import run_in_threadpool
+
+from app import dispatch, scans, targets
+
+router = APIRouter(prefix="/api/v1", tags=["recon"])
+
+_SCAN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _scan(scan_id: str):
+    if not _SCAN_ID.match(scan_id):
+        raise HTTPException(404, f"no scan with id {scan_id!r} (scan ids are 32 hexadecimal characters)")
+    return scans.get(scan_id)
+
+
+@router.post("/scans", status_code=202)
+async def start_scan(
+    background: BackgroundTasks,
+    body: Annotated[dict[str, Any], Body(description='{"target", "modules"?, "options"?}')],
+) -> dict[str, Any]:
+    """Queue a scan of a stored target (name or id) or of a domain, IP/CIDR or URL."""
+    unknown = sorted(set(body) - {"target", "modules", "options"})
+    if unknown:
+        raise scans.ScanError(f"unknown field(s): {', '.join(unknown)}; a scan takes target, modules, options")
+    if "target" not in body:
+        raise scans.ScanError("'target' is required: a target's name or id, a domain, an IP/CIDR or a URL")
+    scan = await run_in_threadpool(
+        scans.create, body["target"], body.get("modules"), body.get("options"), background=background
+    )
+    data = scans.to_dict(scan, with_result=False)
+    return {"scan_id": scan.id, "job_id": scan.job_id, "status": data["status"], "backend": data["backend"]}
+
+
+@router.get("/scans")
+def list_scans(
+    target_id: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
+    rows = [scans.to_dict(s, with_result=False) for s in scans.list_scans(target_id=target_id, limit=limit)]
+    return {"scans": rows, "count": len(rows)}
+
+
+@router.get("/scans/{scan_id}")
+def get_scan(scan_id: str) -> dict[str, Any]:
+    """Status, stage, progress, counts and the result document (partial while it runs)."""
+    return scans.to_dict(_scan(scan_id))
+
+
+@router.post("/scans/{scan_id}/cancel")
+def cancel_scan(scan_id: str) -> dict[str, Any]:
+    scan = _scan(scan_id)
+    if scan.job_id:
+        dispatch.cancel(scan.job_id)
+    return scans.to_dict(scans.get(scan_id), with_result=False)
+
+
+@router.post("/targets", status_code=201)
+def create_target(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """{"name", "domains": [...], "cidrs"?, "urls"?, "scope"?: {"include", "exclude"}, "scan_options"?, "schedule"?}"""
+    return targets.to_dict(targets.create(body))
+
+
+@router.get("/targets")
+def list_targets() -> dict[str, Any]:
+    rows = [targets.to_dict(t) for t in targets.list_targets()]
+    return {"targets": rows, "count": len(rows)}
+
+
+@router.get("/targets/{target_id}")
+def get_target(target_id: int) -> dict[str, Any]:
+    return targets.to_dict(targets.get(target_id))
+
+
+@router.patch("/targets/{target_id}")
+def update_target(target_id: int, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Change some fields; the whole target is validated again."""
+    return targets.to_dict(targets.update(target_id, body))
+
+
+@router.put("/targets/{target_id}")
+def replace_target(target_id: int, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    return targets.to_dict(targets.update(target_id, body))
+
+
+@router.delete("/targets/{target_id}", status_code=204)
+def delete_target(target_id: int) -> Response:
+    targets.delete(target_id)
+    return Response(status_code=204)
