@@ -344,6 +344,10 @@ def db_upgrade() -> None:
     out.print("database is up to date")
 
 
+# Commands defined in their own modules register themselves on `app` when imported.
+from app import cli_recon  # noqa: E402, F401
+
+
 def main() -> None:
     from pydantic import ValidationError
 

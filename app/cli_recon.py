@@ -1,0 +1,187 @@
+"""`assetmon scan` and `assetmon ports`: recon from the command line, over the same scan job."""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from app.cli import _fail, _prepare_db, _print_json, app, err, out
+
+
+class ScanFormat(StrEnum):
+    json = "json"
+    table = "table"
+
+
+def _options(resolver: list[str] | None, ct_url: str | None, ports: str | None, http_ports: str | None) -> dict:
+    options: dict[str, Any] = {}
+    if resolver:
+        options["resolvers"] = resolver
+    if ct_url:
+        options["ct_url"] = ct_url
+    if ports:
+        options["ports"] = ports
+    if http_ports:
+        try:
+            options["http_ports"] = [int(p) for p in http_ports.split(",") if p.strip()]
+        except ValueError:
+            _fail(f"--http-ports must be a comma-separated list of port numbers, not {http_ports!r}")
+    return options
+
+
+@app.command("scan")
+def scan(
+    target: Annotated[str, typer.Argument(help="A stored target's name or id, a domain, an IP/CIDR or a URL.")],
+    modules: Annotated[
+        str | None,
+        typer.Option("--modules", "-m", help="Comma-separated: subdomains,dns,ports,http,js (default: all)."),
+    ] = None,
+    resolver: Annotated[
+        list[str] | None, typer.Option("--resolver", help="DNS resolver HOST:PORT; repeatable.")
+    ] = None,
+    ct_url: Annotated[str | None, typer.Option("--ct-url", help="CT search URL template with {domain}.")] = None,
+    ports: Annotated[str | None, typer.Option("--ports", "-p", help="e.g. 80,443,8000-8100, top100, 1-65535.")] = None,
+    http_ports: Annotated[str | None, typer.Option("--http-ports", help="Comma-separated web ports to probe.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
+    output: Annotated[ScanFormat, typer.Option("--format", "-f", help="json or table")] = ScanFormat.table,
+) -> None:
+    """Scan a target: discover subdomains, resolve, scan ports, probe web services, scan their JavaScript.
+
+    Exit 0: queued, or (with --wait) the scan succeeded; 1: it failed or was cancelled; 2: bad input."""
+    from app import scans
+
+    _prepare_db()
+    try:
+        scan_row = scans.create(target, modules, _options(resolver, ct_url, ports, http_ports))
+    except scans.ScanError as exc:
+        _fail(str(exc))
+    if not wait:
+        data = scans.to_dict(scan_row, with_result=False)
+        if output is ScanFormat.json:
+            _print_json({k: data[k] for k in ("scan_id", "job_id", "status", "backend")})
+        else:
+            out.print(f"scan {scan_row.id} queued ({data['backend']}); job {scan_row.job_id}", highlight=False)
+            out.print(f"follow it: assetmon jobs show {scan_row.job_id}", highlight=False)
+        return
+    final = _follow(scan_row.id)
+    if final["status"] != "succeeded":
+        _fail(f"scan {final['status']}: {final['message']}", code=1)
+    if output is ScanFormat.json:
+        _print_json(final["result"])
+    else:
+        _print_tables(final["result"])
+
+
+def _follow(scan_id: str) -> dict[str, Any]:
+    """Wait for the scan's job; a progress bar on stderr when it is a terminal."""
+    from app import scans
+
+    if not sys.stderr.isatty():
+        while (data := scans.to_dict(scans.get(scan_id), with_result=False))["status"] in ("queued", "running"):
+            time.sleep(0.3)
+        return scans.to_dict(scans.get(scan_id))
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("queued", total=100)
+        while True:
+            data = scans.to_dict(scans.get(scan_id), with_result=False)
+            bar.update(task, completed=data["progress"], description=escape(data["message"] or data["stage"])[:80])
+            if data["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.3)
+    return scans.to_dict(scans.get(scan_id))
+
+
+def _print_tables(result: dict[str, Any]) -> None:
+    def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        if not rows:
+            return
+        t = Table(title=title, title_justify="left")
+        for column in columns:
+            t.add_column(column)
+        for row in rows:
+            t.add_row(*(escape(str(cell)) for cell in row))
+        out.print(t)
+
+    table(
+        "subdomains",
+        ["name", "addresses", "sources", "notes"],
+        [
+            [s["name"], ", ".join(s["addresses"]), ", ".join(s["sources"]), s.get("takeover", "")]
+            for s in result["subdomains"]
+        ],
+    )
+    table(
+        "hosts",
+        ["host", "names", "open ports"],
+        [[h["host"], ", ".join(h["names"][:5]), ", ".join(map(str, h["open_ports"]))] for h in result["hosts"]],
+    )
+    table(
+        "services",
+        ["url", "status", "title", "server", "technologies"],
+        [
+            [
+                s["url"],
+                s.get("status"),
+                (s.get("title") or "")[:60],
+                s.get("server") or "",
+                ", ".join(s.get("technologies", [])),
+            ]
+            for s in result["services"]
+        ],
+    )
+    table(
+        "secrets",
+        ["rule", "where", "secret"],
+        [[s["rule"], f"{s['url']}:{s['line']}", s["secret"]] for s in result["secrets"]],
+    )
+    if result["wildcards"]:
+        out.print(f"wildcard zones: {escape(', '.join(result['wildcards']))}")
+    for warning in result["warnings"]:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+@app.command("ports")
+def ports_command(
+    hosts: Annotated[list[str], typer.Argument(help="IP addresses or CIDRs (within the CIDR limit).")],
+    ports: Annotated[str | None, typer.Option("--ports", "-p", help="e.g. 22,80,443, 8000-8100, top1000.")] = None,
+    output: Annotated[ScanFormat, typer.Option("--format", "-f", help="json or table")] = ScanFormat.table,
+) -> None:
+    """A TCP connect scan, run here and now (no job). Exit 0 when it ran, 2 on bad input."""
+    import asyncio
+
+    from app.scanners import ports as port_scanner
+    from app.scope import Scope, ScopeError
+    from app.settings import get_settings
+
+    try:
+        addresses = Scope.build(cidrs=hosts).addresses()
+    except ScopeError as exc:
+        _fail(str(exc))
+    try:
+        wanted = port_scanner.parse_ports(ports or get_settings().default_ports)
+    except port_scanner.PortSpecError as exc:
+        _fail(f"--ports: {exc}")
+    found = asyncio.run(port_scanner.scan(addresses, wanted))
+    document = {"hosts": [{"host": h, "open_ports": found.get(h, [])} for h in addresses]}
+    if output is ScanFormat.json:
+        _print_json(document)
+    else:
+        table = Table("host", "open ports")
+        for h in document["hosts"]:
+            table.add_row(h["host"], ", ".join(map(str, h["open_ports"])) or "-")
+        out.print(table)
