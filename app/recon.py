@@ -104,8 +104,7 @@ class Pipeline:
         from app.scanners import dns
 
         specs = self.options.get("resolvers")
-        servers = [dns.parse_resolver(s) for s in specs] if specs else dns.resolvers_from_settings()
-        return dns.Resolver(servers)
+        return dns.Resolver([dns.parse_resolver(s) for s in specs] if specs else None)
 
     def _save(self, stage: str, final: bool = False) -> dict[str, Any]:
         document = self.document()
@@ -149,7 +148,9 @@ class Pipeline:
                 self.state.warnings.append(str(exc))
 
             try:
-                found, wildcards = await dns.brute_force(resolver, domain, labels, progress=report)
+                found, wildcards = await dns.brute_force(
+                    resolver, domain, labels, progress=report, warnings=self.state.warnings
+                )
             except dns.DNSFailure as exc:
                 self.state.warnings.append(f"brute force of {domain} stopped: {exc}")
                 continue
@@ -163,21 +164,41 @@ class Pipeline:
         names = sorted(self.state.names)
         report = self.progress.callback("resolve", lambda done, total: f"Resolving {done:,} of {total:,} names")
         current_job().progress(None, f"Resolving {len(names):,} names")
-        try:
-            self.state.answers = await dns.resolve_names(resolver, names, progress=report)
-        except dns.DNSFailure as exc:
-            self.state.warnings.append(f"resolution failed: {exc}")
+        self.state.answers = await self._resolve(resolver, names, report)
         if "dns" in self.modules:
             for domain in self.state.scope.domains:
-                try:
-                    self.state.records[domain] = await dns.records(resolver, domain)
-                except dns.DNSFailure as exc:
-                    self.state.warnings.append(f"records of {domain}: {exc}")
+                found = await dns.records(resolver, domain, warnings=self.state.warnings)
+                self.state.records[domain] = {k: v for k, v in found.items() if v}
         for name, answer in self.state.answers.items():
-            for address in answer.get("addresses", []):
+            for address in answer["addresses"]:
                 self.state.addresses.setdefault(address, set()).add(name)
         self._add_own_addresses()
         self._drop_out_of_scope()
+
+    async def _resolve(self, resolver, names: list[str], report=None) -> dict[str, dict[str, Any]]:
+        """{name: {"addresses", "cname"?, "takeover"?}}; a dangling CNAME into a claimable service is flagged."""
+        from app.scanners import dns
+
+        raw = await dns.resolve_names(resolver, names, progress=report, warnings=self.state.warnings)
+        answers: dict[str, dict[str, Any]] = {}
+        for name, entry in raw.items():
+            answer: dict[str, Any] = {"addresses": entry["A"] + entry["AAAA"]}
+            if entry["CNAME"]:
+                answer["cname"] = entry["CNAME"][0]
+                if not answer["addresses"]:
+                    try:
+                        provider = await dns.takeover_check(resolver, entry["CNAME"][-1])
+                    except dns.DNSFailure as exc:
+                        self.state.warnings.append(f"takeover check of {name}: {exc}")
+                        provider = None
+                    if provider:
+                        answer["takeover"] = provider
+                        self.state.warnings.append(
+                            f"{name} points at {entry['CNAME'][-1]}, which does not exist: "
+                            f"a subdomain takeover candidate ({provider})"
+                        )
+            answers[name] = answer
+        return answers
 
     def _add_own_addresses(self) -> None:
         for address in self.state.scope.addresses():
@@ -244,8 +265,10 @@ class Pipeline:
 
     async def _names_from_certificates(self, resolver) -> None:
         """Certificate SANs feed discovery: new in-scope names are resolved and their services probed."""
-        from app.scanners import dns, http
+        from app.scanners import http
 
+        if resolver is None:
+            return
         new = []
         for service in self.state.services:
             for san in (service.get("tls") or {}).get("sans", []):
@@ -254,15 +277,11 @@ class Pipeline:
                     new.append(name)
         if not new:
             return
-        try:
-            answers = await dns.resolve_names(resolver, new)
-        except dns.DNSFailure as exc:
-            self.state.warnings.append(f"resolving names from certificates: {exc}")
-            return
+        answers = await self._resolve(resolver, new)
         self.state.answers.update(answers)
         fresh = set()
         for name, answer in answers.items():
-            for address in answer.get("addresses", []):
+            for address in answer["addresses"]:
                 if self.state.scope.address_in_scope(address, [name]):
                     fresh.add(address)
                     self.state.addresses.setdefault(address, set()).add(name)
@@ -313,6 +332,13 @@ class Pipeline:
 
     async def run(self) -> dict[str, Any]:
         resolver = self._resolver() if self._needs_dns() else None
+        try:
+            return await self._run(resolver)
+        finally:
+            if resolver is not None:
+                await resolver.aclose()
+
+    async def _run(self, resolver) -> dict[str, Any]:
         if "subdomains" in self.modules:
             await self.discover(resolver)
             self._save("discover")
