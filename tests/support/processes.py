@@ -198,6 +198,12 @@ class WebServer:
     def post(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.post(self.url + path, timeout=15, **kw)
 
+    def patch(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.patch(self.url + path, timeout=15, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.delete(self.url + path, timeout=15, **kw)
+
     def health(self) -> dict[str, Any]:
         return self.get("/healthz").json()
 
