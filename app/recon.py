@@ -106,7 +106,7 @@ class Pipeline:
         specs = self.options.get("resolvers")
         return dns.Resolver([dns.parse_resolver(s) for s in specs] if specs else None)
 
-    def _save(self, stage: str, final: bool = False) -> dict[str, Any]:
+    def _save(self, stage: str) -> dict[str, Any]:
         document = self.document()
         counts = {key: len(document[key]) for key in ("subdomains", "wildcards", "hosts", "services", "secrets")}
         counts["open_ports"] = sum(len(h["open_ports"]) for h in document["hosts"])
@@ -339,28 +339,31 @@ class Pipeline:
                 await resolver.aclose()
 
     async def _run(self, resolver) -> dict[str, Any]:
+        # The stage is written as it starts (a cancelled or failed scan shows where it stopped);
+        # the results so far are written as each one ends.
         if "subdomains" in self.modules:
-            await self.discover(resolver)
             self._save("discover")
+            await self.discover(resolver)
         for domain in self.state.scope.domains:
             self.state.add_name(domain, "input")
         for url in self.state.scope.urls:
             host = (urlsplit(url).hostname or "").lower()
             if host and not _is_address(host):
                 self.state.add_name(host, "input")
+        self._save("resolve")
         if resolver is not None:
             await self.resolve(resolver)
         else:
             self._add_own_addresses()
             self._drop_out_of_scope()
-        self._save("resolve")
         if "ports" in self.modules:
-            await self.ports()
             self._save("ports")
+            await self.ports()
         if "http" in self.modules or "js" in self.modules:
-            await self.http(resolver)
             self._save("http")
+            await self.http(resolver)
         if "js" in self.modules:
+            self._save("js")
             await self.js()
         return self._save("done")
 

@@ -179,3 +179,40 @@ def test_targets_crud_and_validation(fallback_web):
     assert fallback_web.get("/api/v1/targets").json()["count"] == 1
     assert fallback_web.delete(f"/api/v1/targets/{tid}").status_code == 204
     assert fallback_web.get(f"/api/v1/targets/{tid}").status_code == 404
+
+
+def test_a_running_scan_can_be_cancelled(fallback_web):
+    # A long scan: every port of six addresses.
+    started = fallback_web.post(
+        "/api/v1/scans", json={"target": "127.0.0.64/29", "modules": ["ports"], "options": {"ports": "1-65535"}}
+    ).json()
+    scan_id = started["scan_id"]
+    wait_for(lambda: fallback_web.get(f"/api/v1/scans/{scan_id}").json()["stage"] == "ports", 30, what="port scan")
+    cancelled = fallback_web.post(f"/api/v1/scans/{scan_id}/cancel")
+    assert cancelled.status_code == 200
+    final = wait_for(
+        lambda: (s := fallback_web.get(f"/api/v1/scans/{scan_id}").json())["status"] in ("cancelled",) and s,
+        30,
+        what="cancelled",
+    )
+    assert final["stage"] == "ports" and final["status"] == "cancelled" and final["result"]["hosts"]
+    assert fallback_web.post("/api/v1/scans/" + "0" * 32 + "/cancel").status_code == 404
+
+
+def test_ports_command(tmp_path):
+    import socket
+
+    listener = socket.create_server(("127.0.0.33", 0))
+    port = listener.getsockname()[1]
+    env = app_env(tmp_path / "data", UNREACHABLE_REDIS)
+    try:
+        done = run_cli(env, "ports", "127.0.0.33", "127.0.0.34", "--ports", f"{port},{port + 1}", "--format", "json")
+    finally:
+        listener.close()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "hosts": [{"host": "127.0.0.33", "open_ports": [port]}, {"host": "127.0.0.34", "open_ports": []}]
+    }
+    bad = run_cli(env, "ports", "127.0.0.1", "--ports", "0-5")
+    assert bad.returncode == 2 and "--ports" in bad.stderr and "Traceback" not in bad.stderr
+    assert run_cli(env, "ports", "10.0.0.0/8").returncode == 2
