@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
+from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, BackgroundTasks, Form, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app import dispatch, jobs
+from app import dispatch, jobs, scans, targets
 from app.models import JobStatus
 from app.registry import InvalidArguments
 from app.secrets import store as secret_store
@@ -37,7 +40,7 @@ def _jobs_context(status: str | None) -> dict:
 
 @router.get("/")
 def index() -> RedirectResponse:
-    return RedirectResponse("/jobs", status_code=303)
+    return RedirectResponse("/scans", status_code=303)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -105,3 +108,54 @@ def reveal_finding(request: Request, finding_id: int) -> HTMLResponse:
         raise HTTPException(404, str(exc)) from None
     log.warning("secret finding %s revealed to %s", finding_id, request.client.host if request.client else "?")
     return HTMLResponse(templates.get_template("_revealed.html").render(value=value))
+
+
+def _scans_context() -> dict:
+    return {"scans": [scans.to_dict(s, with_result=False) for s in scans.list_scans(limit=100)]}
+
+
+@router.get("/scans", response_class=HTMLResponse)
+def scans_page(request: Request) -> HTMLResponse:
+    context = _scans_context() | {
+        "health": health(),
+        "modules": scans.MODULES,
+        "targets": [targets.to_dict(t) for t in targets.list_targets()],
+    }
+    return templates.TemplateResponse(request, "scans.html", context)
+
+
+@router.get("/ui/scans/rows", response_class=HTMLResponse)
+def scan_rows(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "_scan_rows.html", _scans_context())
+
+
+@router.get("/scans/{scan_id}", response_class=HTMLResponse)
+def scan_page(request: Request, scan_id: str) -> HTMLResponse:
+    if not re.fullmatch(r"[0-9a-f]{32}", scan_id):
+        raise HTTPException(404, f"no scan with id {scan_id!r}")
+    return templates.TemplateResponse(
+        request, "scan.html", {"scan": scans.to_dict(scans.get(scan_id)), "health": health()}
+    )
+
+
+@router.post("/ui/scans", response_class=HTMLResponse)
+async def start_scan(request: Request, background: BackgroundTasks) -> HTMLResponse:
+    _require_htmx(request)
+    form = await request.form()
+    try:
+        scan = await run_in_threadpool(
+            scans.create, str(form.get("target", "")), list(form.getlist("modules")) or None, None, background
+        )
+    except (scans.ScanError, InvalidArguments) as exc:
+        return templates.TemplateResponse(request, "_notice.html", {"error": str(exc)}, status_code=422)
+    text = f'Scan <a href="/scans/{scan.id}">{scan.id[:8]}</a> of {escape(scan.target)} queued.'
+    return HTMLResponse(text, status_code=202)
+
+
+@router.post("/ui/scans/{scan_id}/cancel", response_class=HTMLResponse)
+def cancel_scan(request: Request, scan_id: str) -> HTMLResponse:
+    _require_htmx(request)
+    scan = scans.get(scan_id)
+    if scan.job_id:
+        dispatch.cancel(scan.job_id)
+    return HTMLResponse(f"Cancel requested for scan {escape(scan_id[:8])}.")
