@@ -216,3 +216,57 @@ def test_ports_command(tmp_path):
     bad = run_cli(env, "ports", "127.0.0.1", "--ports", "0-5")
     assert bad.returncode == 2 and "--ports" in bad.stderr and "Traceback" not in bad.stderr
     assert run_cli(env, "ports", "10.0.0.0/8").returncode == 2
+
+
+def test_hostile_targets_end_in_warnings_not_a_stuck_or_failed_scan(tmp_path):
+    """Slow-loris, endless redirects, huge and bomb bodies, garbage on a port, a DNS name with thousands
+    of addresses: the scan finishes, bounded, and says what went wrong."""
+    from tests.support.dnslab import DNSLab
+    from tests.support.tlslab import Garbage, HugeBody, RedirectLoop, SlowLoris
+
+    servers = [
+        SlowLoris("127.0.0.50", phase="body", interval=0.2).start(),
+        RedirectLoop("127.0.0.51").start(),
+        HugeBody("127.0.0.52", gzip=True).start(),
+        Garbage("127.0.0.53", mode="junk").start(),
+        Garbage("127.0.0.54", mode="silent").start(),
+    ]
+    big = [f"127.0.{i // 250 + 100}.{i % 250 + 1}" for i in range(3000)]
+    hosts = {
+        "loris": "127.0.0.50",
+        "loop": "127.0.0.51",
+        "huge": "127.0.0.52",
+        "junk": "127.0.0.53",
+        "mute": "127.0.0.54",
+    }
+    dns = DNSLab("hostile.test", {"big": {"A": big}} | {k: {"A": [v]} for k, v in hosts.items()}).start()
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(["big", *hosts]) + "\n")
+    env = app_env(tmp_path / "data", UNREACHABLE_REDIS, WORDLIST_FILE=str(words), HTTP_TIMEOUT_SECONDS="3")
+    ports = sorted({s.port for s in servers})
+    try:
+        done = run_cli(
+            env,
+            "scan",
+            "hostile.test",
+            "--modules", "subdomains,dns,http",
+            "--resolver", dns.address,
+            "--ct-url", "http://127.0.0.1:1/ct?q={domain}",  # a dead CT source: a warning
+            "--http-ports", ",".join(map(str, ports)),
+            "--wait", "--format", "json",
+            timeout=180,
+        )  # fmt: skip
+    finally:
+        dns.stop()
+        for server in servers:
+            server.stop()
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    names = {s["name"]: s for s in doc["subdomains"]}
+    assert len(names["big.hostile.test"]["addresses"]) == 100  # DNS_MAX_RECORDS
+    assert any("certificate transparency" in w for w in doc["warnings"])
+    warned = " ".join(doc["warnings"])
+    for name in ("loris", "loop", "junk", "mute"):
+        assert f"{name}.hostile.test" in warned, doc["warnings"]
+    (huge,) = [s for s in doc["services"] if s["hostname"] == "huge.hostile.test"]
+    assert huge["truncated"] is True  # read up to HTTP_MAX_BODY_BYTES of an endless gzip stream, then let go
