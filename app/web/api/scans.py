@@ -40,9 +40,7 @@ async def start_scan(
 
 
 @router.get("/scans")
-def list_scans(
-    target_id: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
-) -> dict[str, Any]:
+def list_scans(target_id: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     rows = [scans.to_dict(s, with_result=False) for s in scans.list_scans(target_id=target_id, limit=limit)]
     return {"scans": rows, "count": len(rows)}
 
