@@ -127,6 +127,8 @@ class Target(SQLModel, table=True):
     scope: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     scan_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     schedule: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    next_run_at: datetime | None = Field(default=None, index=True)  # when the schedule fires next
+    last_run_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -148,3 +150,67 @@ class Scan(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+
+
+class Event(SQLModel, table=True):
+    """Something that changed on a target between two scans (or a baseline): the timeline's rows."""
+
+    __table_args__ = (
+        Index("ix_event_target_created", "target_id", "created_at"),
+        Index("ix_event_type_created", "type", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int | None = Field(default=None, foreign_key="target.id", ondelete="CASCADE")
+    scan_id: str | None = Field(default=None, max_length=32)
+    type: str = Field(max_length=50)
+    severity: str = Field(default="info", max_length=20)
+    summary: str = Field(max_length=500)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Observation(SQLModel, table=True):
+    """What a target's scans have seen of one thing (a name, a port, a service...): its last state and
+    how many successful scans in a row have missed it, so one dropped packet does not make it "gone"."""
+
+    __table_args__ = (UniqueConstraint("target_id", "kind", "key", name="uq_observation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="target.id", ondelete="CASCADE")
+    kind: str = Field(max_length=20)
+    key: str = Field(max_length=1000)
+    value: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    present: bool = True
+    missing_runs: int = 0
+    first_scan_id: str | None = Field(default=None, max_length=32)
+    last_scan_id: str | None = Field(default=None, max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Channel(SQLModel, table=True):
+    """Where events are sent: a webhook, Slack, Discord, Telegram or e-mail, with its filters."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    url: str = Field(max_length=2048)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [] = all types
+    min_severity: str = Field(default="info", max_length=20)
+    secret: str | None = Field(default=None, max_length=500)  # HMAC key for webhooks
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One attempt to send one event to one channel, and how it went."""
+
+    __table_args__ = (Index("ix_delivery_channel_created", "channel_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", ondelete="CASCADE")
+    event_id: int | None = Field(default=None, foreign_key="event.id", ondelete="SET NULL")
+    attempt: int = 1
+    status: str = Field(max_length=20)  # sent | failed | retrying
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)

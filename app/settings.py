@@ -107,6 +107,23 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(default=2 << 20, ge=1024, description="Bytes of a body read for title/hash.")
     http_max_redirects: int = Field(default=5, ge=0, le=20)
 
+    # monitoring: schedules, change detection
+    min_schedule_seconds: int = Field(default=300, ge=1, description="Shortest schedule interval accepted.")
+    scheduler_tick_seconds: float = Field(default=5.0, gt=0, le=300, description="How often due schedules fire.")
+    gone_after_missing_runs: int = Field(default=2, ge=1, le=100, description="Successful scans missing a thing.")
+    cert_expiring_days: int = Field(default=14, ge=1, le=365)
+
+    # notifications
+    notify_max_attempts: int = Field(default=5, ge=1, le=20)
+    notify_backoff_seconds: float = Field(default=2.0, gt=0, le=3600, description="First retry delay; doubles.")
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    # retention
+    retention_job_days: int = Field(default=30, ge=1, description="Finished job rows older than this are pruned.")
+    retention_scan_days: int = Field(default=90, ge=1, description="Scan results older than this are pruned.")
+    retention_delivery_days: int = Field(default=30, ge=1)
+    retention_interval_seconds: int = Field(default=3600, ge=60, description="How often the clean-up job runs.")
+
     # liveness of running jobs
     job_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
     job_stale_seconds: float = Field(default=60.0, gt=0)
