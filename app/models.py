@@ -202,15 +202,33 @@ class Channel(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    """One attempt to send one event to one channel, and how it went."""
+    """One event for one channel: an outbox row that the notifier sends, retries with backoff, and closes."""
 
-    __table_args__ = (Index("ix_delivery_channel_created", "channel_id", "created_at"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_id", name="uq_delivery"),
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channel.id", ondelete="CASCADE")
-    event_id: int | None = Field(default=None, foreign_key="event.id", ondelete="SET NULL")
-    attempt: int = 1
-    status: str = Field(max_length=20)  # sent | failed | retrying
+    event_id: int | None = Field(default=None, foreign_key="event.id", ondelete="CASCADE")  # None: a test message
+    status: str = Field(default="pending", max_length=20)  # pending | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default_factory=utcnow)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """The log of every attempt: when, what came back, what went wrong."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", ondelete="CASCADE", index=True)
+    attempt: int
+    ok: bool
     status_code: int | None = None
     error: str | None = Field(default=None, max_length=2000)
+    seconds: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)

@@ -1,4 +1,4 @@
-"""Monitoring: schedules, observations, events, notification channels and deliveries.
+"""Monitoring: schedules, observations, events, notification channels, deliveries and their attempts.
 
 Revision ID: 0004
 Revises: 0003
@@ -64,17 +64,35 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('event_id', sa.Integer(), nullable=True),
-    sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('status_code', sa.Integer(), nullable=True),
-    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('last_status_code', sa.Integer(), nullable=True),
+    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['channel_id'], ['channel.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['event_id'], ['event.id'], ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['event_id'], ['event.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('channel_id', 'event_id', name='uq_delivery')
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.create_index('ix_delivery_channel_created', ['channel_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_delivery_due', ['status', 'next_attempt_at'], unique=False)
+
+    op.create_table('deliveryattempt',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('delivery_id', sa.Integer(), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('ok', sa.Boolean(), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=True),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('seconds', sa.Float(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['delivery_id'], ['delivery.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deliveryattempt', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deliveryattempt_delivery_id'), ['delivery_id'], unique=False)
 
     with op.batch_alter_table('target', schema=None) as batch_op:
         batch_op.add_column(sa.Column('next_run_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
@@ -91,8 +109,12 @@ def downgrade() -> None:
         batch_op.drop_column('last_run_at')
         batch_op.drop_column('next_run_at')
 
+    with op.batch_alter_table('deliveryattempt', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deliveryattempt_delivery_id'))
+
+    op.drop_table('deliveryattempt')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.drop_index('ix_delivery_channel_created')
+        batch_op.drop_index('ix_delivery_due')
 
     op.drop_table('delivery')
     op.drop_table('observation')
