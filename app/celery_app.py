@@ -10,7 +10,9 @@ from app.settings import get_settings
 
 settings = get_settings()
 
-celery_app = Celery("assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["app.tasks"])
+celery_app = Celery(
+    "assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["app.tasks", "app.ticks"]
+)
 
 _socket_options = {"socket_connect_timeout": 2, "socket_timeout": 10, "retry_on_timeout": False}
 
@@ -46,6 +48,15 @@ celery_app.conf.update(
     worker_cancel_long_running_tasks_on_connection_loss=False,
     worker_hijack_root_logger=True,
     worker_redirect_stdouts=False,
+    # Beat only ticks; schedules live in the database. The in-memory scheduler writes no schedule file.
+    beat_scheduler="celery.beat:Scheduler",
+    beat_schedule={
+        "assetmon-scheduler-tick": {
+            "task": "assetmon.scheduler_tick",
+            "schedule": settings.scheduler_tick_seconds,
+            "options": {"queue": "default", "expires": max(1.0, settings.scheduler_tick_seconds)},
+        },
+    },
 )
 
 

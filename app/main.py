@@ -19,10 +19,11 @@ from app.db import DatabaseError, ensure_migrated
 from app.jobs import JobError
 from app.registry import InvalidArguments, UnknownTask
 from app.scans import ScanError
+from app.schedules import ScheduleError
 from app.settings import PROJECT_ROOT, get_settings
 from app.targets import TargetError
 from app.web import pages
-from app.web.api import health, jobs, scans, secrets
+from app.web.api import health, jobs, scans, schedules, secrets
 
 log = logging.getLogger("assetmon")
 
@@ -36,6 +37,20 @@ async def _reaper_loop(interval: float) -> None:
                 log.warning("reaper: %s", counts)
         except Exception:
             log.exception("reaper pass failed")
+
+
+async def _scheduler_loop(interval: float) -> None:
+    """In fallback mode the web process fires due schedules and notifications; with a Celery worker
+    (which runs beat) up, beat does. Both at once is safe: due runs are claimed in the database."""
+    from app.schedules import tick
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if not broker.status().serves("default"):
+                await run_in_threadpool(tick)
+        except Exception:
+            log.exception("scheduler tick failed")
 
 
 @asynccontextmanager
@@ -54,12 +69,14 @@ async def lifespan(app: FastAPI):
     except Exception:
         log.exception("start-up recovery failed")
     reaper = asyncio.create_task(_reaper_loop(settings.reaper_interval_seconds))
+    scheduler = asyncio.create_task(_scheduler_loop(settings.scheduler_tick_seconds))
     try:
         yield
     finally:
-        reaper.cancel()
-        with suppress(asyncio.CancelledError):
-            await reaper
+        for task in (reaper, scheduler):
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
         monitor.stop()
         fallback.uninstall()
 
@@ -101,6 +118,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _scan(_: Request, exc: ScanError) -> JSONResponse:
         return _error(exc.status_code, str(exc))
 
+    @app.exception_handler(ScheduleError)
+    async def _schedule(_: Request, exc: ScheduleError) -> JSONResponse:
+        return _error(exc.status_code, str(exc))
+
     @app.exception_handler(TargetError)
     async def _target(_: Request, exc: TargetError) -> JSONResponse:
         return _error(exc.status_code, str(exc))
@@ -129,6 +150,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="AssetMon", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(schedules.router)  # before jobs: /jobs/scheduled is not a job id
     app.include_router(jobs.router)
     app.include_router(secrets.router)
     app.include_router(scans.router)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit
 from app import scans
 from app.context import current_job
 from app.scope import Scope
+
+log = logging.getLogger("assetmon.recon")
 
 # Share of the progress bar per stage (of the stages that run).
 _WEIGHTS = {"discover": 20, "resolve": 15, "ports": 30, "http": 20, "js": 15}
@@ -38,6 +41,7 @@ class State:
     scanned_ports: set[int] = field(default_factory=set)
     services: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[dict[str, Any]] = field(default_factory=list)
+    js_files: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
 
     def add_name(self, name: str, source: str) -> bool:
@@ -305,6 +309,8 @@ class Pipeline:
         done = 0
 
         def on_file(item) -> None:
+            if item.kind == "script" and not item.skipped:
+                self.state.js_files.add(item.url)
             if item.findings:
                 store.record(item.findings, item.url, job_id)
             for f in item.findings:
@@ -350,12 +356,17 @@ class Pipeline:
             host = (urlsplit(url).hostname or "").lower()
             if host and not _is_address(host):
                 self.state.add_name(host, "input")
+        known = self._known()
+        if known:
+            self._skip_known_names(known[0])
         self._save("resolve")
         if resolver is not None:
             await self.resolve(resolver)
         else:
             self._add_own_addresses()
             self._drop_out_of_scope()
+        if known:
+            self._skip_known_addresses(known[1])
         if "ports" in self.modules:
             self._save("ports")
             await self.ports()
@@ -366,6 +377,29 @@ class Pipeline:
             self._save("js")
             await self.js()
         return self._save("done")
+
+    # --- incremental scans: only what is new since the last run ----------------------------------
+
+    def _known(self) -> tuple[set[str], set[str]] | None:
+        if not self.options.get("incremental") or self.scan.target_id is None:
+            return None
+        from app.inventory import known
+
+        return known(self.scan.target_id)
+
+    def _skip_known_names(self, names: set[str]) -> None:
+        skipped = [n for n in self.state.names if n in names]
+        for name in skipped:
+            del self.state.names[name]
+        if skipped:
+            self.state.warnings.append(f"incremental: {len(skipped)} known name(s) skipped")
+
+    def _skip_known_addresses(self, addresses: set[str]) -> None:
+        skipped = [a for a in self.state.addresses if a in addresses]
+        for address in skipped:
+            del self.state.addresses[address]
+        if skipped:
+            self.state.warnings.append(f"incremental: {len(skipped)} known address(es) skipped")
 
     def _needs_dns(self) -> bool:
         return bool(
@@ -404,6 +438,7 @@ class Pipeline:
             "hosts": hosts,
             "services": sorted(self.state.services, key=lambda s: (s["url"], s.get("host", ""))),
             "secrets": self.state.secrets,
+            "js_files": sorted(self.state.js_files),
             "warnings": self.state.warnings,
         }
 

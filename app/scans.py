@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from app import jobs
@@ -18,12 +19,17 @@ from app.models import Scan, Target, utcnow
 from app.scope import Scope, ScopeError
 
 MODULES = ("subdomains", "dns", "ports", "http", "js")
-OPTION_KEYS = ("modules", "resolvers", "ct_url", "ports", "http_ports")
+OPTION_KEYS = ("modules", "resolvers", "ct_url", "ports", "http_ports", "incremental")
+ACTIVE = ("queued", "running")
 TASK = "recon_scan"
 
 
 class ScanError(Exception):
     status_code = 422
+
+
+class ScanBusy(ScanError):
+    status_code = 409
 
 
 class ScanNotFound(ScanError):
@@ -94,6 +100,10 @@ def check_options(options: Any) -> dict[str, Any]:
         ):
             raise ScanError("'http_ports' must be a non-empty list of port numbers (1-65535)")
         clean["http_ports"] = sorted(set(ports))
+    if options.get("incremental") is not None:
+        if not isinstance(options["incremental"], bool):
+            raise ScanError("'incremental' must be true or false")
+        clean["incremental"] = options["incremental"]
     return clean
 
 
@@ -110,8 +120,9 @@ def resolve_target(text_or_ref: str) -> tuple[Target | None, Scope, str]:
         raise ScanError(str(exc)) from None
 
 
-def create(target: str, modules: Any = None, options: Any = None, background: Any = None) -> Scan:
-    """Validate, record the scan, and queue its job. Nothing is written when the input is bad."""
+def create(target: str, modules: Any = None, options: Any = None, background: Any = None, source: str = "api") -> Scan:
+    """Validate, record the scan, and queue its job. Nothing is written when the input is bad;
+    a stored target with a scan queued or running gets ScanBusy (409), whoever asks."""
     from app import dispatch
 
     if not isinstance(target, str):
@@ -126,10 +137,17 @@ def create(target: str, modules: Any = None, options: Any = None, background: An
         target=label[:300],
         spec=scope.as_dict(),
         modules=chosen,
-        options=clean,
+        options=clean | {"source": source},
         stage="queued",
     )
     with session_scope() as session:
+        if stored is not None:
+            # Lock the target row first (SQLite: the write lock; PostgreSQL: the row), so two callers
+            # cannot both see "no active scan" and both start one.
+            session.execute(update(Target).where(col(Target.id) == stored.id).values(updated_at=Target.updated_at))
+            busy = _active_scan(session, stored.id)
+            if busy is not None:
+                raise ScanBusy(f"target {stored.name!r} has a scan {busy[1]} already (scan {busy[0]})")
         session.add(scan)
     try:
         job = dispatch.submit(TASK, {"scan_id": scan.id}, background=background)
@@ -146,6 +164,21 @@ def create(target: str, modules: Any = None, options: Any = None, background: An
             session.add(row)
     scan.job_id = job.id
     return scan
+
+
+def _active_scan(session, target_id: int) -> tuple[str, str] | None:
+    """(scan id, state) of the target's scan that is queued or running (or being created), if any."""
+    from app.models import Job
+
+    rows = session.exec(
+        select(Scan.id, Scan.job_id, Job.status)
+        .join(Job, col(Job.id) == col(Scan.job_id), isouter=True)
+        .where(Scan.target_id == target_id, col(Scan.finished_at).is_(None))
+    ).all()
+    for scan_id, job_id, status in rows:
+        if job_id is None or status in ACTIVE:
+            return scan_id, "being created" if job_id is None else status
+    return None
 
 
 def get(scan_id: str) -> Scan:

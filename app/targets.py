@@ -63,9 +63,12 @@ def validate(data: dict[str, Any], partial: Target | None = None) -> dict[str, A
     except ScopeError as exc:
         raise TargetError(str(exc)) from None
     options = check_options(merged["scan_options"] or {})
-    schedule = merged["schedule"]
-    if schedule is not None and not isinstance(schedule, dict):
-        raise TargetError("'schedule' must be an object, e.g. {\"every_seconds\": 3600}")
+    from app.schedules import ScheduleError, check
+
+    try:
+        schedule = check(merged["schedule"])
+    except ScheduleError as exc:
+        raise TargetError(f"schedule: {exc}") from None
     return {
         "name": _name(merged["name"]),
         "domains": scope.domains,
@@ -90,9 +93,17 @@ def to_dict(target: Target) -> dict[str, Any]:
         "scope": target.scope,
         "scan_options": target.scan_options,
         "schedule": target.schedule,
+        "next_run_at": iso(target.next_run_at) if target.next_run_at else None,
+        "last_run_at": iso(target.last_run_at) if target.last_run_at else None,
         "created_at": iso(target.created_at),
         "updated_at": iso(target.updated_at),
     }
+
+
+def _first_run(schedule: dict | None) -> datetime | None:
+    from app.schedules import next_run
+
+    return next_run(schedule, utcnow()) if schedule else None
 
 
 def scope_of(target: Target) -> Scope:
@@ -105,7 +116,7 @@ def create(data: dict[str, Any]) -> Target:
     values = validate(data)
     try:
         with session_scope() as session:
-            target = Target(**values)
+            target = Target(**values, next_run_at=_first_run(values["schedule"]))
             session.add(target)
             session.flush()
             session.refresh(target)
@@ -144,7 +155,10 @@ def update(target_id: int, data: dict[str, Any]) -> Target:
             target = session.get(Target, target_id)
             if target is None:
                 raise TargetNotFound(target_id)
-            for key, value in validate(data, partial=target).items():
+            values = validate(data, partial=target)
+            if values["schedule"] != target.schedule:
+                target.next_run_at = _first_run(values["schedule"])
+            for key, value in values.items():
                 setattr(target, key, value)
             target.updated_at = utcnow()
             session.add(target)
