@@ -192,7 +192,7 @@ def detect(scan_id: str, now: datetime | None = None) -> list[int]:
         events = _Events(target.id, target.name, scan.id)
         rows = session.exec(select(Observation).where(Observation.target_id == target.id)).all()
         existing = {(o.kind, o.key): o for o in rows}
-        baseline = not existing
+        baseline = not any(o.first_scan_id for o in rows)  # imported assets alone do not make a history
         seen = observe(document)
         current = {(s.kind, s.key) for s in seen}
         for item in _unique(seen):
@@ -200,7 +200,7 @@ def detect(scan_id: str, now: datetime | None = None) -> list[int]:
             value = dict(item.value)
             if not baseline and _expiring(events, item, row, now, settings.cert_expiring_days):
                 value["expiring_notified"] = item.value["fingerprint_sha256"]
-            elif row is not None and row.value.get("expiring_notified") == item.value.get("fingerprint_sha256"):
+            elif row is not None and row.value.get("expiring_notified") and item.kind == "cert":
                 value["expiring_notified"] = row.value["expiring_notified"]
             if row is None:
                 if not baseline:
