@@ -479,5 +479,29 @@ def run_scan(scan_id: str) -> dict[str, Any]:
     summary = ", ".join(
         f"{counts.get(k, 0):,} {k.replace('_', ' ')}" for k in ("subdomains", "hosts", "services", "secrets")
     )
+    events = _changes(scan_id)
+    if events:
+        summary += f"; {len(events)} event(s)"
     current_job().progress(100, f"Done: {summary}", force=True)
-    return {"scan_id": scan_id, "counts": counts, "warnings": len(document["warnings"])}
+    return {"scan_id": scan_id, "counts": counts, "warnings": len(document["warnings"]), "events": len(events)}
+
+
+def _changes(scan_id: str) -> list[int]:
+    """Events for a stored target's scan, queued for notification. Never fails the scan itself."""
+    from app import changes
+
+    try:
+        event_ids = changes.detect(scan_id)
+    except Exception:
+        log.exception("change detection for scan %s failed", scan_id)
+        return []
+    if event_ids:
+        try:
+            from app.notify import outbox
+        except ImportError:
+            return event_ids
+        try:
+            outbox.enqueue(event_ids)
+        except Exception:
+            log.exception("queueing notifications for scan %s failed", scan_id)
+    return event_ids

@@ -1,0 +1,184 @@
+"""Monitoring end to end on the loopback lab, on Celery (beat in the worker) and in fallback (the web
+process ticks): scheduled scans repeat, the lab changes between runs, the expected events appear
+once each; a killed worker loses no scheduled run; concurrent schedulers start one scan."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import UNREACHABLE_REDIS
+from tests.support.processes import WebServer, Worker, app_env, run_python, wait_for
+from tests.support.reconlab import ReconLab
+
+FAST = {"MIN_SCHEDULE_SECONDS": "1", "SCHEDULER_TICK_SECONDS": "0.5", "GONE_AFTER_MISSING_RUNS": "2"}
+
+
+@pytest.fixture
+def recon_lab(tmp_path) -> Iterator[ReconLab]:
+    lab = ReconLab(tmp_path / "words.txt")
+    yield lab
+    lab.stop()
+
+
+class Port:
+    """A port reserved now (bound, not listening: connections are refused) and opened later."""
+
+    def __init__(self, host: str) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.port = self.sock.getsockname()[1]
+
+    def open(self) -> None:
+        self.sock.listen()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.sock.accept()[0].close()
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _events(web, target_id: int) -> list[dict]:
+    return web.get("/api/v1/events", params={"target_id": target_id, "limit": 1000}).json()["events"]
+
+
+def _succeeded_scans(web, target_id: int) -> list[dict]:
+    scans = web.get("/api/v1/scans", params={"target_id": target_id, "limit": 500}).json()["scans"]
+    return [s for s in scans if s["status"] == "succeeded"]
+
+
+@pytest.mark.parametrize("backend", ["celery", "fallback"])
+def test_scheduled_scans_report_each_change_once(backend, recon_lab, data_dir, redis_server, tmp_path):
+    lab = recon_lab
+    later = Port("127.0.0.11")
+    if backend == "celery":
+        import redis
+
+        redis.Redis.from_url(redis_server.url).flushdb()
+        env = app_env(data_dir, redis_server.url, **lab.env(), **FAST)
+        worker = Worker(env).start()
+    else:
+        env = app_env(data_dir, UNREACHABLE_REDIS, **lab.env(), **FAST)
+        worker = None
+    web = WebServer(env).start()
+    try:
+        body = lab.target()
+        body["scan_options"]["modules"] = ["subdomains", "dns", "ports"]
+        body["scan_options"]["ports"] += f",{later.port}"
+        body["schedule"] = {"every_seconds": 2}
+        created = web.post("/api/v1/targets", json=body)
+        assert created.status_code == 201, created.text
+        tid = created.json()["target_id"]
+        assert [s["target_id"] for s in web.get("/api/v1/jobs/scheduled").json()["scheduled"]] == [tid]
+
+        wait_for(lambda: _succeeded_scans(web, tid), 60, interval=0.5, what="baseline scan")
+        assert [e["type"] for e in _events(web, tid)] == ["scan.baseline"]
+
+        # Between runs the lab gains a name and a port, and loses a name and a port.
+        lab.dns.add("staging", {"A": ["127.0.0.16"]})  # in the brute-force wordlist
+        later.open()
+        with lab.dns._lock:
+            del lab.dns.rrs["mail.lab.test"]
+        lab.extra.stop()
+        if worker is not None:
+            worker.kill()  # killed between runs: the next runs still happen (fallback ticks, then beat again)
+            worker = Worker(env, name="w2").start()
+
+        def all_seen() -> bool:
+            types = [e["type"] for e in _events(web, tid)]
+            return {"subdomain.new", "port.opened", "subdomain.gone", "port.closed"} <= set(types)
+
+        wait_for(all_seen, 90, interval=0.5, what="the four change events")
+        runs_before = len(_succeeded_scans(web, tid))
+        wait_for(lambda: len(_succeeded_scans(web, tid)) >= runs_before + 2, 60, interval=0.5, what="two more runs")
+        events = _events(web, tid)
+        counted = {t: [e for e in events if e["type"] == t] for t in {e["type"] for e in events}}
+        assert {t: len(v) for t, v in counted.items()} == {
+            "scan.baseline": 1,
+            "subdomain.new": 1,
+            "port.opened": 1,
+            "subdomain.gone": 1,
+            "port.closed": 1,
+        }, [e["summary"] for e in events]
+        assert counted["subdomain.new"][0]["data"]["name"] == "staging.lab.test"
+        assert counted["subdomain.gone"][0]["data"]["name"] == "mail.lab.test"
+        assert counted["port.opened"][0]["data"]["after"] == {"host": "127.0.0.11", "port": later.port}
+        assert counted["port.closed"][0]["data"]["before"] == {"host": "127.0.0.11", "port": lab.extra.port}
+        assert all(e["summary"].endswith(" on lab") for e in events)
+
+        # Never two scans of the target at once: each started after the previous one finished.
+        scans = sorted(_succeeded_scans(web, tid), key=lambda s: s["created_at"])
+        for earlier, following in zip(scans, scans[1:], strict=False):
+            assert following["created_at"] >= earlier["finished_at"] or following["created_at"] < earlier["created_at"]
+    finally:
+        web.stop()
+        if worker is not None:
+            worker.stop()
+        later.close()
+
+
+def test_concurrent_schedulers_start_one_scan(tmp_path):
+    """Four processes tick at the same moment for a due target: exactly one scan starts."""
+    env = app_env(tmp_path / "data", UNREACHABLE_REDIS, MIN_SCHEDULE_SECONDS="1")
+    setup = run_python(
+        env,
+        "from app.db import ensure_migrated; ensure_migrated()\n"
+        "from app import targets\n"
+        "t = targets.create({'name': 'one', 'cidrs': ['127.0.0.77'], 'schedule': {'every_seconds': 1},"
+        " 'scan_options': {'modules': ['ports'], 'ports': '1-20'}})\n"
+        "print(t.id)",
+    )
+    assert setup.returncode == 0, setup.stderr
+    code = (
+        "import time; from datetime import timedelta\n"
+        "from app.models import utcnow\n"
+        "from app.schedules import fire_due\n"
+        "time.sleep(1.5)\n"  # all four are past the due time together
+        "print(len(fire_due(utcnow())))"
+    )
+    results: list[str] = []
+
+    def one() -> None:
+        done = run_python(env, code)
+        results.append(done.stdout.strip() or done.stderr)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["0", "0", "0", "1"], results
+
+
+def test_schedules_are_validated(fallback_web):
+    base = {"name": "s", "domains": ["lab.test"]}
+    for schedule, needle in [
+        ({"every_seconds": 10}, "at least 300"),
+        ({"cron": "* * * * *"}, "fires every 60 s"),
+        ({"cron": "not cron"}, "not a cron expression"),
+        ({"hourly": True}, "every_seconds"),
+        ("daily", "every_seconds"),
+    ]:
+        response = fallback_web.post("/api/v1/targets", json=base | {"schedule": schedule})
+        assert response.status_code == 422 and needle in response.json()["detail"], response.text
+    created = fallback_web.post("/api/v1/targets", json=base | {"schedule": {"cron": "*/30 * * * *"}}).json()
+    assert created["schedule"] == {"cron": "*/30 * * * *"} and created["next_run_at"]
+    moved = fallback_web.post(
+        f"/api/v1/jobs/scheduled/{created['target_id']}/reschedule", json={"schedule": {"every_seconds": 3600}}
+    )
+    assert moved.status_code == 200 and moved.json()["schedule"] == {"every_seconds": 3600}
+    bad = fallback_web.post(
+        f"/api/v1/jobs/scheduled/{created['target_id']}/reschedule", json={"schedule": {"every_seconds": 5}}
+    )
+    assert bad.status_code == 422
+    assert fallback_web.post("/api/v1/jobs/scheduled/999/reschedule", json={"schedule": None}).status_code == 404
+    assert fallback_web.get("/api/v1/events", params={"type": "nope"}).status_code == 422
