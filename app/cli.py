@@ -120,17 +120,21 @@ def _job_table(rows: list[dict[str, Any]]) -> Table:
 def jobs_list(
     status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed or cancelled")] = None,
     name: Annotated[str | None, typer.Option(help="Task name")] = None,
+    queue: Annotated[str | None, typer.Option(help="default, scans or secrets")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List recent jobs, newest first."""
     from app import jobs
     from app.models import JobStatus
+    from app.registry import QUEUES
 
     if status and status not in {s.value for s in JobStatus}:
         _fail(f"unknown status {status!r}; use one of {', '.join(s.value for s in JobStatus)}")
+    if queue and queue not in QUEUES:
+        _fail(f"unknown queue {queue!r}; use one of {', '.join(QUEUES)}")
     _prepare_db()
-    rows = [jobs.to_dict(j) for j in jobs.list_jobs(status=status, name=name, limit=limit)]
+    rows = [jobs.to_dict(j) for j in jobs.list_jobs(status=status, name=name, limit=limit, queue=queue)]
     if as_json:
         _print_json({"jobs": rows, "count": len(rows)})
     else:
@@ -156,12 +160,27 @@ def jobs_show(job_id: str) -> None:
     _print_json(_job_or_fail(jobs.get_job, job_id))
 
 
+@jobs_app.command("status")
+def jobs_status(job_id: str) -> None:
+    """One line: state, progress and message (exit 0 succeeded/queued/running, 1 failed or cancelled)."""
+    from app import jobs
+
+    job = _job_or_fail(jobs.get_job, job_id)
+    text = job["error"] or job["message"] or ""
+    out.print(f"{job['status']} {job['progress']}% {job['name']} on {job['backend']} — {text}", highlight=False)
+    if job["status"] in ("failed", "cancelled"):
+        raise typer.Exit(1)
+
+
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: str) -> None:
+def jobs_cancel(
+    job_id: str,
+    terminate: Annotated[bool, typer.Option("--terminate", help="Also kill a running Celery task's process.")] = False,
+) -> None:
     """Cancel a queued job, or ask a running one to stop."""
     from app import dispatch
 
-    job = _job_or_fail(dispatch.cancel, job_id)
+    job = _job_or_fail(lambda jid: dispatch.cancel(jid, terminate=terminate), job_id)
     out.print(f"job {job_id}: {job['status']} — {job['message']}", highlight=False)
 
 

@@ -48,19 +48,21 @@ def scan(
     ct_url: Annotated[str | None, typer.Option("--ct-url", help="CT search URL template with {domain}.")] = None,
     ports: Annotated[str | None, typer.Option("--ports", "-p", help="e.g. 80,443,8000-8100, top100, 1-65535.")] = None,
     http_ports: Annotated[str | None, typer.Option("--http-ports", help="Comma-separated web ports to probe.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", "--wait-for-completion", help="Wait for the result.")] = False,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Celery queue (default: scans).")] = None,
     output: Annotated[ScanFormat, typer.Option("--format", "-f", help="json or table")] = ScanFormat.table,
 ) -> None:
     """Scan a target: discover subdomains, resolve, scan ports, probe web services, scan their JavaScript.
 
     Exit 0: queued, or (with --wait) the scan succeeded; 1: it failed or was cancelled; 2: bad input."""
     from app import scans
+    from app.registry import InvalidArguments
 
     _prepare_db()
     try:
-        scan_row = scans.create(target, modules, _options(resolver, ct_url, ports, http_ports))
-    except scans.ScanError as exc:
-        _fail(str(exc))
+        scan_row = scans.create(target, modules, _options(resolver, ct_url, ports, http_ports), queue=queue)
+    except (scans.ScanError, InvalidArguments) as exc:
+        _fail(str(exc).removeprefix("invalid arguments for recon_scan: "))
     if not wait:
         data = scans.to_dict(scan_row, with_result=False)
         if output is ScanFormat.json:

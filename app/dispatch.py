@@ -13,7 +13,7 @@ from typing import Any
 
 from app import broker, fallback, jobs, registry
 from app.db import ensure_migrated
-from app.models import Backend, Job
+from app.models import Backend, Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,18 @@ def celery_task_id(job: Job) -> str:
     return f"{job.id}.{job.runs}"
 
 
-def submit(name: str, kwargs: Any = None, *, background: Any = None) -> Job:
-    """Validate, record and dispatch a job. Raises UnknownTask / InvalidArguments before writing anything."""
+def submit(name: str, kwargs: Any = None, *, background: Any = None, queue: str | None = None) -> Job:
+    """Validate, record and dispatch a job. Raises UnknownTask / InvalidArguments before writing anything.
+    `queue` sends it to another Celery queue than its task's (e.g. a dedicated worker pool)."""
     spec = registry.get(name)
     clean = spec.validate(kwargs)
+    if queue is not None and queue not in registry.QUEUES:
+        raise registry.InvalidArguments(name, f"unknown queue {queue!r}; queues are {', '.join(registry.QUEUES)}")
+    queue = queue or spec.queue
     ensure_migrated()
     status = broker.status()
-    backend = Backend.celery if status.serves(spec.queue) else _fallback_backend()
-    job = jobs.create_job(spec.name, clean, spec.queue, backend.value)
+    backend = Backend.celery if status.serves(queue) else _fallback_backend()
+    job = jobs.create_job(spec.name, clean, queue, backend.value)
     return send(job, background=background, status=status)
 
 
@@ -95,20 +99,25 @@ def requeue(job_id: str, *, background: Any = None) -> Job:
     return send(job, background=background)
 
 
-def cancel(job_id: str) -> Job:
+def cancel(job_id: str, terminate: bool = False) -> Job:
+    """Cancel a queued job at once; ask a running one to stop at its next checkpoint. With `terminate`,
+    a running Celery task is also revoked and its process killed (for a job stuck where it cannot check)."""
     job, was_running = jobs.request_cancel(job_id)
-    if job.backend == Backend.celery and not was_running:
-        _revoke(celery_task_id(job))
+    if job.backend == Backend.celery and (not was_running or terminate):
+        _revoke(celery_task_id(job), terminate=was_running and terminate)
+    if was_running and terminate and job.backend == Backend.celery:
+        jobs.finish(job_id, JobStatus.cancelled, message="cancelled: the task was terminated")
+        job = jobs.get_job(job_id)
     return job
 
 
-def _revoke(task_id: str) -> None:
+def _revoke(task_id: str, terminate: bool = False) -> None:
     # Best effort: the job row already says cancelled, and a runner never claims a cancelled job.
     if not broker.status().redis_ok:
         return
     try:
         from app.celery_app import celery_app
 
-        celery_app.control.revoke(task_id)
+        celery_app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
     except Exception as exc:
         log.info("revoke of %s not delivered: %s", task_id, exc)

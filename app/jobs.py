@@ -78,12 +78,16 @@ def get_job(job_id: str) -> Job:
     return job
 
 
-def list_jobs(status: str | None = None, name: str | None = None, limit: int = 50) -> list[Job]:
+def list_jobs(
+    status: str | None = None, name: str | None = None, limit: int = 50, queue: str | None = None
+) -> list[Job]:
     query = select(Job).order_by(col(Job.created_at).desc()).limit(limit)
     if status:
         query = query.where(Job.status == status)
     if name:
         query = query.where(Job.name == name)
+    if queue:
+        query = query.where(Job.queue == queue)
     with session_scope() as session:
         return list(session.exec(query).all())
 

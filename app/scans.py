@@ -120,7 +120,14 @@ def resolve_target(text_or_ref: str) -> tuple[Target | None, Scope, str]:
         raise ScanError(str(exc)) from None
 
 
-def create(target: str, modules: Any = None, options: Any = None, background: Any = None, source: str = "api") -> Scan:
+def create(
+    target: str,
+    modules: Any = None,
+    options: Any = None,
+    background: Any = None,
+    source: str = "api",
+    queue: str | None = None,
+) -> Scan:
     """Validate, record the scan, and queue its job. Nothing is written when the input is bad;
     a stored target with a scan queued or running gets ScanBusy (409), whoever asks."""
     from app import dispatch
@@ -150,7 +157,7 @@ def create(target: str, modules: Any = None, options: Any = None, background: An
                 raise ScanBusy(f"target {stored.name!r} has a scan {busy[1]} already (scan {busy[0]})")
         session.add(scan)
     try:
-        job = dispatch.submit(TASK, {"scan_id": scan.id}, background=background)
+        job = dispatch.submit(TASK, {"scan_id": scan.id}, background=background, queue=queue)
     except Exception:
         with session_scope() as session:  # no half-written scan without a job
             row = session.get(Scan, scan.id)

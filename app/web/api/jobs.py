@@ -70,9 +70,12 @@ def queues() -> dict[str, Any]:
 def list_jobs(
     status: JobStatus | None = None,
     name: Annotated[str | None, Query(max_length=100)] = None,
+    queue: Annotated[str | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
-    rows = jobs.list_jobs(status=status.value if status else None, name=name, limit=limit)
+    if queue is not None and queue not in QUEUES:
+        raise HTTPException(422, f"unknown queue {queue!r}; queues are {', '.join(QUEUES)}")
+    rows = jobs.list_jobs(status=status.value if status else None, name=name, limit=limit, queue=queue)
     return {"jobs": [jobs.to_dict(job) for job in rows], "count": len(rows)}
 
 
@@ -82,9 +85,10 @@ def get_job(job_id: str) -> dict[str, Any]:
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel(job_id: str) -> dict[str, Any]:
-    """Cancel a queued job at once; ask a running job to stop at its next checkpoint."""
-    return jobs.to_dict(dispatch.cancel(checked_job_id(job_id)))
+def cancel(job_id: str, terminate: bool = False) -> dict[str, Any]:
+    """Cancel a queued job at once; ask a running job to stop at its next checkpoint.
+    `?terminate=true` also revokes a running Celery task and kills its process."""
+    return jobs.to_dict(dispatch.cancel(checked_job_id(job_id), terminate=terminate))
 
 
 @router.post("/jobs/{job_id}/requeue", status_code=202)
