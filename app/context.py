@@ -15,6 +15,11 @@ class JobCancelled(Exception):
     """Raised inside a job at a checkpoint after a cancel was requested."""
 
 
+class TransientError(Exception):
+    """A failure worth trying again later (a service briefly down, a rate limit): the job is re-run
+    with backoff, as many times as its `retries` allow, before it fails."""
+
+
 @dataclass
 class JobContext:
     job_id: str | None = None

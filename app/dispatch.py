@@ -43,12 +43,14 @@ def submit(name: str, kwargs: Any = None, *, background: Any = None, queue: str 
     return send(job, background=background, status=status)
 
 
-def send(job: Job, *, background: Any = None, status: broker.BrokerStatus | None = None) -> Job:
+def send(
+    job: Job, *, background: Any = None, status: broker.BrokerStatus | None = None, countdown: float | None = None
+) -> Job:
     """Publish an existing queued job to wherever it can run now."""
     status = status or broker.status()
     if status.serves(job.queue):
         try:
-            _publish(job)
+            _publish(job, countdown)
             if job.backend != Backend.celery:
                 jobs.set_backend(job.id, Backend.celery.value, "queued for a Celery worker")
             return jobs.get_job(job.id)
@@ -61,7 +63,7 @@ def send(job: Job, *, background: Any = None, status: broker.BrokerStatus | None
     return _run_fallback(job, reason, background)
 
 
-def _publish(job: Job) -> None:
+def _publish(job: Job, countdown: float | None = None) -> None:
     from app.celery_app import celery_app
 
     celery_app.send_task(
@@ -70,6 +72,7 @@ def _publish(job: Job) -> None:
         task_id=celery_task_id(job),
         queue=job.queue,
         retry=False,
+        countdown=countdown,
     )
 
 

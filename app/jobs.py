@@ -248,6 +248,23 @@ def reset_for_requeue(job_id: str) -> Job:
     return get_job(job_id)
 
 
+def retry_later(job_id: str, runner: str, message: str) -> Job | None:
+    """A running job back to queued for another run after a transient error (its runner only)."""
+    job = get_job(job_id)
+    values = {
+        "status": JobStatus.queued.value,
+        "message": message[:500],
+        "attempts": 0,
+        "retries": job.retries + 1,
+        "runs": job.runs + 1,
+        "runner": None,
+        "heartbeat_at": None,
+    }
+    if not _update(job_id, values, Job.status == JobStatus.running.value, Job.runner == runner):
+        return None
+    return get_job(job_id)
+
+
 def mark_requeued_after_crash(job: Job, reason: str) -> bool:
     """Put a running job whose runner died back to queued (keeps its attempt count)."""
     return _update(
@@ -320,6 +337,7 @@ def to_dict(job: Job) -> dict[str, Any]:
         "error": job.error,
         "attempts": job.attempts,
         "runs": job.runs,
+        "retries": job.retries,
         "cancel_requested": job.cancel_requested,
         "runner": job.runner,
         "created_at": iso(job.created_at),

@@ -85,16 +85,35 @@ def _wrap_for_celery(spec: registry.TaskSpec) -> None:
         return run_job(job_id, mode="celery", worker=self.request.hostname)
 
     celery_entry.__name__ = spec.name
-    celery_app.task(name=celery_task_name(spec.name), bind=True, queue=spec.queue)(celery_entry)
+    limits = {}
+    if spec.time_limit:  # the job's own limit instead of the global one; the hard kill a minute later
+        limits = {"soft_time_limit": spec.time_limit, "time_limit": spec.time_limit + 60}
+    celery_app.task(name=celery_task_name(spec.name), bind=True, queue=spec.queue, **limits)(celery_entry)
 
 
 def job(
-    name: str | None = None, *, queue: str = "default", idempotent: bool = False
+    name: str | None = None,
+    *,
+    queue: str = "default",
+    idempotent: bool = False,
+    time_limit: int | None = None,
+    retries: int = 0,
+    retry_backoff: float = 5.0,
 ) -> Callable[[Callable[..., Any]], JobTask]:
-    """Register a function as a job. `idempotent` jobs are re-run after a crash instead of failed."""
+    """Register a function as a job. `idempotent` jobs are re-run after a crash instead of failed;
+    `time_limit` (seconds) replaces JOB_SOFT_TIME_LIMIT for it; a `TransientError` it raises is
+    retried `retries` times, `retry_backoff` seconds later, then twice that, and so on."""
 
     def decorate(func: Callable[..., Any]) -> JobTask:
-        spec = registry.register(func, name=name or func.__name__, queue=queue, idempotent=idempotent)
+        spec = registry.register(
+            func,
+            name=name or func.__name__,
+            queue=queue,
+            idempotent=idempotent,
+            time_limit=time_limit,
+            retries=retries,
+            retry_backoff=retry_backoff,
+        )
         _wrap_for_celery(spec)
         return JobTask(spec)
 

@@ -55,6 +55,7 @@ class Job(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=4000)
     attempts: int = 0
     runs: int = 1
+    retries: int = 0  # re-runs after transient errors
     cancel_requested: bool = False
     runner: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)

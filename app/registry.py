@@ -44,6 +44,9 @@ class TaskSpec:
     idempotent: bool
     description: str
     arguments: type[BaseModel]
+    time_limit: int | None = None  # seconds; None: JOB_SOFT_TIME_LIMIT
+    retries: int = 0  # re-runs after a TransientError
+    retry_backoff: float = 5.0  # seconds before the first re-run; doubles each time
 
     def validate(self, kwargs: Any) -> dict[str, Any]:
         if kwargs is None:
@@ -73,7 +76,16 @@ def _arguments_model(name: str, func: Callable[..., Any]) -> type[BaseModel]:
     return create_model(f"{name.title().replace('_', '').replace('.', '')}Args", __config__=config, **fields)
 
 
-def register(func: Callable[..., Any], *, name: str, queue: str, idempotent: bool) -> TaskSpec:
+def register(
+    func: Callable[..., Any],
+    *,
+    name: str,
+    queue: str,
+    idempotent: bool,
+    time_limit: int | None = None,
+    retries: int = 0,
+    retry_backoff: float = 5.0,
+) -> TaskSpec:
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; queues are {', '.join(QUEUES)}")
     if name in _REGISTRY:
@@ -86,6 +98,9 @@ def register(func: Callable[..., Any], *, name: str, queue: str, idempotent: boo
         idempotent=idempotent,
         description=doc.splitlines()[0] if doc else "",
         arguments=_arguments_model(name, func),
+        time_limit=time_limit,
+        retries=retries,
+        retry_backoff=retry_backoff,
     )
     _REGISTRY[name] = spec
     return spec

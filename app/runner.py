@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from app import jobs, registry
-from app.context import JobCancelled, JobContext, activate, deactivate
+from app.context import JobCancelled, JobContext, TransientError, activate, deactivate
 from app.models import JobStatus
 from app.settings import get_settings
 
@@ -60,7 +61,8 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
         jobs.finish(job_id, JobStatus.failed, error=str(exc), runner=runner)
         return JobStatus.failed.value
 
-    deadline = None if mode == "celery" else time.monotonic() + settings.job_soft_time_limit
+    limit = spec.time_limit or settings.job_soft_time_limit
+    deadline = None if mode == "celery" else time.monotonic() + limit
     context = JobContext(job_id=job_id, runner=runner, mode=mode, worker=worker, reason=reason, soft_deadline=deadline)
     token = activate(context)
     try:
@@ -69,6 +71,15 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
         final = JobStatus.succeeded
         # A job's last progress message ("12 files scanned, 3 secrets found") says more than "done".
         jobs.finish(job_id, final, result=result, message=context.last_message, runner=runner)
+    except TransientError as exc:
+        if job.retries >= spec.retries:
+            final = JobStatus.failed
+            error = f"{exc} (gave up after {job.retries} retries)" if spec.retries else str(exc)
+            jobs.finish(job_id, final, error=f"transient error: {error}", runner=runner)
+        else:
+            deactivate(token)
+            token = None
+            return _retry(job, spec, runner, exc, mode=mode, worker=worker, reason=reason)
     except JobCancelled:
         final = JobStatus.cancelled
         jobs.finish(job_id, final, message="cancelled on request", runner=runner)
@@ -84,5 +95,23 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
             log.exception("job %s (%s) failed", job_id, job.name)
         jobs.finish(job_id, final, error=error, runner=runner)
     finally:
-        deactivate(token)
+        if token is not None:
+            deactivate(token)
     return final.value
+
+
+def _retry(job, spec, runner: str, exc: Exception, **how: Any) -> str | None:
+    """Queue the job again after a transient error: Celery delivers it `delay` seconds later; in the web
+    process or a shell the runner waits, then runs it again (holding its slot for the delay)."""
+    from app import dispatch
+
+    delay = spec.retry_backoff * 2**job.retries
+    again = jobs.retry_later(job.id, runner, f"retry {job.retries + 1} of {spec.retries} in {delay:g} s: {exc}")
+    if again is None:
+        return None  # cancelled or taken over meanwhile
+    log.info("job %s (%s): transient error, retry in %g s: %s", job.id, job.name, delay, exc)
+    if how["mode"] == "celery":
+        dispatch.send(again, countdown=delay)
+        return JobStatus.queued.value
+    time.sleep(delay)
+    return run_job(job.id, **how)

@@ -96,3 +96,21 @@ def recon_scan(scan_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]) -> dic
     from app.recon import run_scan
 
     return run_scan(scan_id)
+
+
+@job(retries=3, retry_backoff=0.5, time_limit=60)
+def diag_flaky(
+    key: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,40}$")] = "flaky",
+    fail_times: Annotated[int, Field(ge=0, le=10)] = 2,
+) -> dict:
+    """Diagnostics: fails with a transient error `fail_times` times (counted per key), then succeeds."""
+    from app.context import TransientError
+    from app.settings import get_settings
+
+    counter = get_settings().data_dir / "diag" / f"{key}.count"
+    counter.parent.mkdir(parents=True, exist_ok=True)
+    calls = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(calls))
+    if calls <= fail_times:
+        raise TransientError(f"simulated outage {calls} of {fail_times}")
+    return {"calls": calls}

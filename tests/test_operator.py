@@ -36,3 +36,18 @@ def test_filters_status_and_queue_choice(tmp_path):
     bad = run_cli(env, "scan", "127.0.0.90", "--queue", "nope")
     assert bad.returncode == 2 and "unknown queue 'nope'" in bad.stderr
     assert run_cli(env, "jobs", "status", "0" * 32).returncode == 2
+
+
+def test_transient_errors_are_retried_with_backoff_in_both_backends(tmp_path, web, worker):
+    # Celery: re-delivered later by the broker (countdown); the worker slot is free meanwhile.
+    wait_for(lambda: web.health()["mode"] == "celery", 20, what="celery mode")
+    job = web.trigger("diag_flaky", key="celery", fail_times=2)["job_id"]
+    done = web.wait_job(job, timeout=60)
+    assert done["status"] == "succeeded" and done["result"] == {"calls": 3} and done["retries"] == 2
+    # Out of retries: failed, with the reason.
+    gave_up = web.wait_job(web.trigger("diag_flaky", key="never", fail_times=9)["job_id"], timeout=60)
+    assert gave_up["status"] == "failed" and "gave up after 3 retries" in gave_up["error"]
+    # Eager (a shell, no Redis): the same job, retried in place.
+    env = app_env(tmp_path / "eager", UNREACHABLE_REDIS)
+    eager = run_cli(env, "jobs", "trigger", "diag_flaky", "--arg", "fail_times=1", "--wait")
+    assert eager.returncode == 0, eager.stderr
