@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
 # AssetMon, one command: set up what is missing, start Redis and a Celery worker when it can,
 # serve the web UI, supervise all of it, and stop all of it cleanly on Ctrl+C.
+#
+#   ./start.sh [--flower]
+#
+# --flower also runs Flower, the Celery monitoring UI, on http://127.0.0.1:${FLOWER_PORT:-5555}, supervised
+# like the worker (it needs Redis, and `.venv/bin/pip install -e '.[flower]'`).
 set -uo pipefail
 cd "$(dirname "$0")"
+
+WITH_FLOWER=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --flower) WITH_FLOWER=1; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) printf 'start: unknown option %s (try --help)\n' "'$1'" >&2; exit 2 ;;
+  esac
+done
+FLOWER_PORT=${FLOWER_PORT:-5555}
+if [ "$WITH_FLOWER" = 1 ] && ! { [[ "$FLOWER_PORT" =~ ^[1-9][0-9]{0,4}$ ]] && [ "$FLOWER_PORT" -le 65535 ]; }; then
+  echo "start: FLOWER_PORT must be a port number (1-65535), not '$FLOWER_PORT'" >&2
+  exit 2
+fi
 
 log() { printf '%s [start] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '%s [start] error: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
@@ -20,14 +39,26 @@ mkdir -p "$LOG_DIR" "$DATA_DIR/redis" || die "cannot create $DATA_DIR"
 log "preparing the database"
 .venv/bin/assetmon db upgrade >/dev/null || die "database migration failed"
 
+flower_note=""
+if [ "$WITH_FLOWER" = 1 ] && ! .venv/bin/python -c "import flower" 2>/dev/null; then
+  log "Flower is not installed; install it with: .venv/bin/pip install -e '.[flower]' (continuing without it)"
+  flower_note="not installed: .venv/bin/pip install -e '.[flower]'"
+  WITH_FLOWER=0
+fi
+
 WEB_PID=""
 WORKER_PID=""
 REDIS_PID=""
+FLOWER_PID=""
 STOPPING=0
 worker_backoff=1
 worker_next_start=0
 worker_started_at=0
 last_redis_probe=0
+flower_backoff=1
+flower_next_start=0
+flower_started_at=0
+flower_last_probe=0
 
 redis_answers() {
   .venv/bin/python -c 'import sys; from app.broker import ping_redis; sys.exit(0 if ping_redis() else 1)' 2>/dev/null
@@ -76,6 +107,14 @@ start_worker() {
   worker_started_at=$SECONDS
 }
 
+start_flower() {
+  log "starting Flower on http://127.0.0.1:$FLOWER_PORT (log: $LOG_DIR/flower.log)"
+  setsid .venv/bin/celery -A app.celery_app flower --address=127.0.0.1 --port="$FLOWER_PORT" \
+    </dev/null >>"$LOG_DIR/flower.log" 2>&1 &
+  FLOWER_PID=$!
+  flower_started_at=$SECONDS
+}
+
 start_web() {
   setsid ./start_web.sh </dev/null &
   WEB_PID=$!
@@ -86,7 +125,7 @@ shutdown() {
   if [ "$STOPPING" = 1 ]; then
     # A second Ctrl+C: stop now.
     log "forced stop"
-    for pid in "$WORKER_PID" "$WEB_PID" "$REDIS_PID"; do
+    for pid in "$WORKER_PID" "$FLOWER_PID" "$WEB_PID" "$REDIS_PID"; do
       [ -n "$pid" ] && kill -KILL -- "-$pid" 2>/dev/null
     done
     exit 130
@@ -96,7 +135,9 @@ shutdown() {
   # The worker gets a warm shutdown: running jobs finish if they can within the timeout.
   alive "$WORKER_PID" && kill -TERM -- "-$WORKER_PID" 2>/dev/null
   alive "$WEB_PID" && kill -TERM -- "-$WEB_PID" 2>/dev/null
+  alive "$FLOWER_PID" && kill -TERM -- "-$FLOWER_PID" 2>/dev/null
   stop_group "$WORKER_PID" worker "$ASSETMON_WORKER_SHUTDOWN_TIMEOUT"
+  stop_group "$FLOWER_PID" Flower 5
   stop_group "$WEB_PID" "web server" 15
   if [ -n "$REDIS_PID" ]; then
     stop_group "$REDIS_PID" redis 10
@@ -126,6 +167,11 @@ fi
 start_web
 if redis_answers; then
   start_worker
+  [ "$WITH_FLOWER" = 1 ] && start_flower
+fi
+if [ "$WITH_FLOWER" = 1 ]; then
+  flower_note="http://127.0.0.1:$FLOWER_PORT   (log: $LOG_DIR/flower.log)"
+  [ -n "$FLOWER_PID" ] || flower_note="http://127.0.0.1:$FLOWER_PORT, once Redis answers"
 fi
 
 # Wait for the web server, then say where it is and how jobs run.
@@ -163,15 +209,16 @@ cat <<EOF
     URL    http://$ASSETMON_HOST:$ASSETMON_PORT   (open http://$shown_host:$ASSETMON_PORT)
     Mode   $mode${reason:+
            $reason}
-    Redis  $redis_note
+    Redis  $redis_note${flower_note:+
+    Flower $flower_note}
     Data   $DATA_DIR   (logs in $LOG_DIR)
     Stop   Ctrl+C
   ────────────────────────────────────────────────────────────
 
 EOF
 
-# Supervise: the web server is essential; the worker is restarted with backoff; a Redis that we
-# started is restarted if it dies; a worker is started later if Redis becomes reachable.
+# Supervise: the web server is essential; the worker (and Flower) is restarted with backoff; a Redis
+# that we started is restarted if it dies; a worker (and Flower) is started later if Redis becomes reachable.
 while true; do
   sleep 1 &
   wait $! 2>/dev/null
@@ -189,6 +236,8 @@ while true; do
     if ! alive "$WORKER_PID"; then
       wait "$WORKER_PID" 2>/dev/null
       code=$?
+      # What it left in its process group (an embedded beat, pool children) goes too.
+      kill -KILL -- "-$WORKER_PID" 2>/dev/null
       log "the worker exited (code $code); restarting it in ${worker_backoff}s (log: $LOG_DIR/worker.log)"
       WORKER_PID=""
       worker_next_start=$((SECONDS + worker_backoff))
@@ -200,6 +249,26 @@ while true; do
     last_redis_probe=$SECONDS
     if redis_answers; then
       start_worker
+    fi
+  fi
+  if [ "$WITH_FLOWER" = 1 ]; then
+    if [ -n "$FLOWER_PID" ]; then
+      if ! alive "$FLOWER_PID"; then
+        wait "$FLOWER_PID" 2>/dev/null
+        code=$?
+        kill -KILL -- "-$FLOWER_PID" 2>/dev/null
+        log "Flower exited (code $code); restarting it in ${flower_backoff}s (log: $LOG_DIR/flower.log)"
+        FLOWER_PID=""
+        flower_next_start=$((SECONDS + flower_backoff))
+        flower_backoff=$((flower_backoff * 2 > 60 ? 60 : flower_backoff * 2))
+      elif [ $((SECONDS - flower_started_at)) -gt 60 ]; then
+        flower_backoff=1
+      fi
+    elif [ "$SECONDS" -ge "$flower_next_start" ] && [ $((SECONDS - flower_last_probe)) -ge 3 ]; then
+      flower_last_probe=$SECONDS
+      if redis_answers; then
+        start_flower
+      fi
     fi
   fi
 done

@@ -22,7 +22,7 @@ from app.scans import ScanError
 from app.schedules import ScheduleError
 from app.settings import PROJECT_ROOT, get_settings
 from app.targets import TargetError
-from app.web import pages
+from app.web import metrics, pages
 from app.web.api import health, jobs, scans, schedules, secrets
 
 log = logging.getLogger("assetmon")
@@ -155,6 +155,7 @@ def create_app() -> FastAPI:
     app.include_router(secrets.router)
     app.include_router(scans.router)
     app.include_router(pages.router)
+    app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     return app
 

@@ -155,6 +155,10 @@ def upcoming(limit: int = 500) -> list[dict[str, Any]]:
 def tick(now: datetime | None = None) -> dict[str, Any]:
     """One round of periodic work: due scans, due notifications. Quick, and safe from many processes."""
     result: dict[str, Any] = {"scans": fire_due(now)}
+    from app import dispatch, retention
+
+    if retention.due():
+        result["retention_job"] = dispatch.submit("retention_cleanup").id
     try:
         from app.notify import outbox
     except ImportError:  # notifications not installed in this build

@@ -114,3 +114,11 @@ def diag_flaky(
     if calls <= fail_times:
         raise TransientError(f"simulated outage {calls} of {fail_times}")
     return {"calls": calls}
+
+
+@job(queue="default", idempotent=True)
+def retention_cleanup() -> dict:
+    """Delete finished jobs, old scans and closed deliveries past their RETENTION_* days, and their Celery results."""
+    from app.retention import prune
+
+    return prune()
