@@ -114,6 +114,9 @@ def test_scheduled_scans_report_each_change_once(backend, recon_lab, data_dir, r
         assert counted["port.opened"][0]["data"]["after"] == {"host": "127.0.0.11", "port": later.port}
         assert counted["port.closed"][0]["data"]["before"] == {"host": "127.0.0.11", "port": lab.extra.port}
         assert all(e["summary"].endswith(" on lab") for e in events)
+        timeline = web.get("/events", params={"target_id": tid})
+        assert timeline.status_code == 200 and "Subdomain mail.lab.test is gone on lab" in timeline.text
+        assert "every 2 s" in timeline.text  # the scheduled run, with a run-now button
 
         # Never two scans of the target at once: each started after the previous one finished.
         scans = sorted(_succeeded_scans(web, tid), key=lambda s: s["created_at"])

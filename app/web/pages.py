@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from html import escape
@@ -12,9 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app import dispatch, jobs, scans, targets
+from app import dispatch, jobs, registry, scans, schedules, targets
 from app.models import JobStatus
-from app.registry import InvalidArguments
+from app.registry import QUEUES, InvalidArguments
 from app.secrets import store as secret_store
 from app.settings import PROJECT_ROOT
 from app.web.status import health
@@ -33,9 +34,21 @@ def _require_htmx(request: Request) -> None:
         raise HTTPException(403, "this action must be sent from the AssetMon page")
 
 
-def _jobs_context(status: str | None) -> dict:
+def _jobs_context(status: str | None, queue: str | None = None, name: str | None = None) -> dict:
     filter_status = status if status in {s.value for s in JobStatus} else None
-    return {"jobs": [jobs.to_dict(j) for j in jobs.list_jobs(status=filter_status, limit=100)], "status": filter_status}
+    filter_queue = queue if queue in QUEUES else None
+    filter_name = name or None
+    rows = jobs.list_jobs(status=filter_status, queue=filter_queue, name=filter_name, limit=100)
+    query = "&".join(
+        f"{k}={v}" for k, v in (("status", filter_status), ("queue", filter_queue), ("name", filter_name)) if v
+    )
+    return {
+        "jobs": [jobs.to_dict(j) for j in rows],
+        "status": filter_status,
+        "queue": filter_queue,
+        "name": filter_name,
+        "query": query,
+    }
 
 
 @router.get("/")
@@ -44,14 +57,68 @@ def index() -> RedirectResponse:
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-def jobs_page(request: Request, status: str | None = Query(default=None, max_length=20)) -> HTMLResponse:
-    context = _jobs_context(status) | {"health": health(), "statuses": [s.value for s in JobStatus]}
+def jobs_page(
+    request: Request,
+    status: str | None = Query(default=None, max_length=20),
+    queue: str | None = Query(default=None, max_length=50),
+    name: str | None = Query(default=None, max_length=100),
+) -> HTMLResponse:
+    context = _jobs_context(status, queue, name) | {
+        "health": health(),
+        "statuses": [s.value for s in JobStatus],
+        "queues": QUEUES,
+        "tasks": registry.all_tasks(),
+        "counts": jobs.queue_counts(),
+    }
     return templates.TemplateResponse(request, "jobs.html", context)
 
 
 @router.get("/ui/jobs/rows", response_class=HTMLResponse)
-def job_rows(request: Request, status: str | None = Query(default=None, max_length=20)) -> HTMLResponse:
-    return templates.TemplateResponse(request, "_job_rows.html", _jobs_context(status))
+def job_rows(
+    request: Request,
+    status: str | None = Query(default=None, max_length=20),
+    queue: str | None = Query(default=None, max_length=50),
+    name: str | None = Query(default=None, max_length=100),
+) -> HTMLResponse:
+    return templates.TemplateResponse(request, "_job_rows.html", _jobs_context(status, queue, name))
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str) -> HTMLResponse:
+    job = jobs.to_dict(jobs.get_job(job_id))
+    pretty = {k: json.dumps(job[k], indent=2, default=str) for k in ("kwargs", "result")}
+    return templates.TemplateResponse(request, "job.html", {"job": job, "pretty": pretty, "health": health()})
+
+
+@router.post("/ui/jobs/trigger", response_class=HTMLResponse)
+async def trigger_job(request: Request, background: BackgroundTasks) -> HTMLResponse:
+    _require_htmx(request)
+    form = await request.form()
+    try:
+        kwargs = json.loads(str(form.get("kwargs") or "{}"))
+        job = await run_in_threadpool(dispatch.submit, str(form.get("task", "")), kwargs, background=background)
+    except json.JSONDecodeError as exc:
+        return templates.TemplateResponse(request, "_notice.html", {"error": f"arguments: not JSON ({exc.msg})"}, 422)
+    except (InvalidArguments, registry.UnknownTask) as exc:
+        return templates.TemplateResponse(request, "_notice.html", {"error": str(exc)}, status_code=422)
+    return HTMLResponse(f'Queued <a href="/jobs/{job.id}">{job.id[:8]}</a> ({escape(job.name)}, {job.backend}).')
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events_page(request: Request, target_id: int | None = None, type: str | None = None) -> HTMLResponse:
+    from app import changes
+
+    types = [type] if type in changes.EVENT_TYPES else None
+    context = {
+        "events": changes.list_events(target_id=target_id, types=types, limit=300),
+        "targets": {t.id: t.name for t in targets.list_targets()},
+        "types": changes.EVENT_TYPES,
+        "type": types[0] if types else None,
+        "target_id": target_id,
+        "health": health(),
+        "scheduled": schedules.upcoming(),
+    }
+    return templates.TemplateResponse(request, "events.html", context)
 
 
 @router.get("/ui/mode", response_class=HTMLResponse)

@@ -54,10 +54,30 @@ def test_filter_by_state_is_a_bookmarkable_url(fallback_web, page):
     fallback_web.wait_job(bad)
     page.goto(fallback_web.url + "/jobs")
     page.select_option("select[name=status]", "failed")
-    page.wait_for_url("**/jobs?status=failed", timeout=10_000)
+    page.wait_for_url("**/jobs?status=failed*", timeout=10_000)
     assert page.locator(f"#job-{bad}").count() == 1 and page.locator(f"#job-{ok}").count() == 0
     page.reload()
     assert page.locator(f"#job-{bad}").count() == 1 and page.locator(f"#job-{ok}").count() == 0
+
+
+def test_trigger_a_task_and_open_a_job(fallback_web, page):
+    page.goto(fallback_web.url + "/jobs")
+    assert "default" in page.locator(".queues").inner_text()
+    page.select_option(".trigger select[name=task]", "diag_sleep")
+    page.fill(".trigger input[name=kwargs]", "{not json")
+    page.click(".trigger button")
+    page.wait_for_selector("#trigger-notice .error")
+    assert "not JSON" in page.locator("#trigger-notice").inner_text()
+    page.fill(".trigger input[name=kwargs]", '{"seconds": -1}')
+    page.click(".trigger button")
+    page.wait_for_function("document.querySelector('#trigger-notice').innerText.includes('greater than or equal')")
+    page.fill(".trigger input[name=kwargs]", '{"seconds": 0.1, "steps": 1}')
+    page.click(".trigger button")
+    page.wait_for_selector("#trigger-notice a")
+    page.click("#trigger-notice a")
+    page.wait_for_selector("h1")
+    wait_for(lambda: (page.reload() or True) and "succeeded" in page.locator("main").inner_text(), 20, what="job page")
+    assert '"slept": 0.1' in page.locator("main").inner_text()
 
 
 def test_ui_actions_require_the_htmx_header(fallback_web):
