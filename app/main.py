@@ -17,13 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import __version__, broker, fallback, recovery
 from app.db import DatabaseError, ensure_migrated
 from app.jobs import JobError
+from app.notify import ChannelError
 from app.registry import InvalidArguments, UnknownTask
 from app.scans import ScanError
 from app.schedules import ScheduleError
 from app.settings import PROJECT_ROOT, get_settings
 from app.targets import TargetError
 from app.web import metrics, pages
-from app.web.api import health, jobs, scans, schedules, secrets
+from app.web.api import health, jobs, notifications, scans, schedules, secrets
 
 log = logging.getLogger("assetmon")
 
@@ -122,6 +123,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _schedule(_: Request, exc: ScheduleError) -> JSONResponse:
         return _error(exc.status_code, str(exc))
 
+    @app.exception_handler(ChannelError)
+    async def _channel(_: Request, exc: ChannelError) -> JSONResponse:
+        return _error(exc.status_code, str(exc))
+
     @app.exception_handler(TargetError)
     async def _target(_: Request, exc: TargetError) -> JSONResponse:
         return _error(exc.status_code, str(exc))
@@ -154,6 +159,7 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(secrets.router)
     app.include_router(scans.router)
+    app.include_router(notifications.router)
     app.include_router(pages.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")

@@ -10,11 +10,20 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.notify.senders import verify
 from tests.conftest import UNREACHABLE_REDIS
 from tests.support.processes import WebServer, Worker, app_env, run_python, wait_for
+from tests.support.receiver import Receiver
 from tests.support.reconlab import ReconLab
 
-FAST = {"MIN_SCHEDULE_SECONDS": "1", "SCHEDULER_TICK_SECONDS": "0.5", "GONE_AFTER_MISSING_RUNS": "2"}
+FAST = {
+    "MIN_SCHEDULE_SECONDS": "1",
+    "SCHEDULER_TICK_SECONDS": "0.5",
+    "GONE_AFTER_MISSING_RUNS": "2",
+    "NOTIFY_BACKOFF_SECONDS": "0.2",
+    "NOTIFY_MAX_ATTEMPTS": "3",
+    "NOTIFY_TIMEOUT_SECONDS": "2",
+}
 
 
 @pytest.fixture
@@ -70,7 +79,12 @@ def test_scheduled_scans_report_each_change_once(backend, recon_lab, data_dir, r
         env = app_env(data_dir, UNREACHABLE_REDIS, **lab.env(), **FAST)
         worker = None
     web = WebServer(env).start()
+    receiver = Receiver("127.0.0.1").start()
     try:
+        hook = {"kind": "webhook", "url": receiver.url + "/hook", "events": [], "secret": "lab-hmac-key-not-real"}
+        assert web.post("/api/v1/notifications", json=hook).status_code == 201
+        down = {"kind": "webhook", "url": "http://127.0.0.1:1/down", "events": ["port.opened"]}  # nothing listens
+        down_id = web.post("/api/v1/notifications", json=down).json()["id"]
         body = lab.target()
         body["scan_options"]["modules"] = ["subdomains", "dns", "ports"]
         body["scan_options"]["ports"] += f",{later.port}"
@@ -114,6 +128,20 @@ def test_scheduled_scans_report_each_change_once(backend, recon_lab, data_dir, r
         assert counted["port.opened"][0]["data"]["after"] == {"host": "127.0.0.11", "port": later.port}
         assert counted["port.closed"][0]["data"]["before"] == {"host": "127.0.0.11", "port": lab.extra.port}
         assert all(e["summary"].endswith(" on lab") for e in events)
+        # The webhook got every event once, signed; the dead endpoint was retried, failed, and logged it,
+        # while the scans went on.
+        expected = sorted(e["id"] for e in events)
+        wait_for(lambda: len(receiver.posts("/hook")) >= len(expected), 30, what="webhook deliveries")
+        posts = receiver.posts("/hook")
+        assert sorted(p.json()["event"]["id"] for p in posts) == expected
+        assert all(verify("lab-hmac-key-not-real", p.headers, p.body) for p in posts)
+        failed = wait_for(
+            lambda: [d for d in web.get("/api/v1/notifications/deliveries", params={"status": "failed"}).json()["deliveries"]
+                     if d["channel_id"] == down_id],
+            30,
+            what="the dead endpoint's delivery to fail",
+        )  # fmt: skip
+        assert len(failed) == 1 and len(failed[0]["log"]) == 3  # NOTIFY_MAX_ATTEMPTS, every attempt logged
         timeline = web.get("/events", params={"target_id": tid})
         assert timeline.status_code == 200 and "Subdomain mail.lab.test is gone on lab" in timeline.text
         assert "every 2 s" in timeline.text  # the scheduled run, with a run-now button
@@ -124,6 +152,7 @@ def test_scheduled_scans_report_each_change_once(backend, recon_lab, data_dir, r
             assert following["created_at"] >= earlier["finished_at"] or following["created_at"] < earlier["created_at"]
     finally:
         web.stop()
+        receiver.stop()
         if worker is not None:
             worker.stop()
         later.close()
