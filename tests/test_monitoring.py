@@ -214,3 +214,32 @@ def test_schedules_are_validated(fallback_web):
     assert bad.status_code == 422
     assert fallback_web.post("/api/v1/jobs/scheduled/999/reschedule", json={"schedule": None}).status_code == 404
     assert fallback_web.get("/api/v1/events", params={"type": "nope"}).status_code == 422
+
+
+def test_import_known_assets_then_scan_only_what_is_new(recon_lab, tmp_path):
+    env = app_env(tmp_path / "data", UNREACHABLE_REDIS, **recon_lab.env())
+    web = WebServer(env).start()
+    try:
+        body = recon_lab.target()
+        body["scan_options"]["modules"] = ["subdomains", "dns", "ports"]
+        tid = web.post("/api/v1/targets", json=body).json()["target_id"]
+        imported = web.post(
+            f"/api/v1/targets/{tid}/import",
+            json={"subdomains": ["www.lab.test", "api.lab.test", "legacy-ct.lab.test"], "hosts": ["127.0.0.12"]},
+        ).json()
+        assert imported == {"target_id": tid, "imported": 4, "already_known": 0}
+        refused = web.post(f"/api/v1/targets/{tid}/import", json={"subdomains": ["evil.test"]})
+        assert refused.status_code == 422 and "outside the target's scope" in refused.json()["detail"]
+
+        started = web.post("/api/v1/scans", json={"target": "lab", "options": {"incremental": True}}).json()
+        scan = wait_for(
+            lambda: (s := web.get(f"/api/v1/scans/{started['scan_id']}").json())["status"] == "succeeded" and s,
+            60,
+            what="incremental scan",
+        )
+        names = {s["name"] for s in scan["result"]["subdomains"]}
+        assert names.isdisjoint({"www.lab.test", "api.lab.test", "legacy-ct.lab.test"}) and "mail.lab.test" in names
+        assert "127.0.0.12" not in {h["host"] for h in scan["result"]["hosts"]}
+        assert any(w.startswith("incremental:") for w in scan["result"]["warnings"])
+    finally:
+        web.stop()
