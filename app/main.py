@@ -111,25 +111,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: InvalidArguments) -> JSONResponse:
         return _error(422, str(exc))
 
-    @app.exception_handler(JobError)
-    async def _job(_: Request, exc: JobError) -> JSONResponse:
+    async def _domain(_: Request, exc: Exception) -> JSONResponse:
+        # Errors of our domain modules carry the HTTP status that says what went wrong.
         return _error(exc.status_code, str(exc))
 
-    @app.exception_handler(ScanError)
-    async def _scan(_: Request, exc: ScanError) -> JSONResponse:
-        return _error(exc.status_code, str(exc))
-
-    @app.exception_handler(ScheduleError)
-    async def _schedule(_: Request, exc: ScheduleError) -> JSONResponse:
-        return _error(exc.status_code, str(exc))
-
-    @app.exception_handler(ChannelError)
-    async def _channel(_: Request, exc: ChannelError) -> JSONResponse:
-        return _error(exc.status_code, str(exc))
-
-    @app.exception_handler(TargetError)
-    async def _target(_: Request, exc: TargetError) -> JSONResponse:
-        return _error(exc.status_code, str(exc))
+    for domain_error in (JobError, ScanError, ScheduleError, TargetError, ChannelError):
+        app.add_exception_handler(domain_error, _domain)
 
     @app.exception_handler(DatabaseError)
     async def _db(_: Request, exc: DatabaseError) -> JSONResponse:
