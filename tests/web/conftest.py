@@ -40,6 +40,8 @@ def page(browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A Content-Security-Policy violation (an inline script or style slipped in) fails the test too.
+    page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
     # Scanned content is hostile: any dialog means markup from a target ran in our page.
     page.on("dialog", lambda dialog: (errors.append(f"dialog opened: {dialog.message}"), dialog.dismiss()))
     yield page
