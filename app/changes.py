@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import select
 
 from app.db import session_scope
-from app.models import Event, Observation, Scan, utcnow
+from app.models import Event, Observation, Scan, aware, iso, utcnow
 
 log = logging.getLogger("assetmon.changes")
 
@@ -164,7 +164,7 @@ def _expiring(events: _Events, item: Seen, row: Observation | None, now: datetim
         not_after = datetime.fromisoformat(item.value["not_after"])
     except ValueError:
         return False
-    not_after = not_after if not_after.tzinfo else not_after.replace(tzinfo=UTC)
+    not_after = aware(not_after)
     if not_after - now > timedelta(days=days):
         return False
     left = (not_after - now).days
@@ -272,7 +272,6 @@ def list_events(
 
 
 def event_dict(event: Event) -> dict[str, Any]:
-    created = event.created_at if event.created_at.tzinfo else event.created_at.replace(tzinfo=UTC)
     return {
         "id": event.id,
         "target_id": event.target_id,
@@ -281,5 +280,5 @@ def event_dict(event: Event) -> dict[str, Any]:
         "severity": event.severity,
         "summary": event.summary,
         "data": event.data,
-        "created_at": created.isoformat(),
+        "created_at": iso(event.created_at),
     }

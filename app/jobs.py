@@ -11,14 +11,14 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from app.db import session_scope
-from app.models import FINISHED_STATES, Job, JobStatus, utcnow
+from app.models import FINISHED_STATES, Job, JobStatus, aware, iso, utcnow
 
 MAX_RESULT_BYTES = 1_000_000
 MAX_ERROR_CHARS = 4000
@@ -144,11 +144,7 @@ def claim(job_id: str, runner: str, max_attempts: int, stale_after: float) -> Jo
 
 def _stale(job: Job, stale_after: float, now: datetime) -> bool:
     beat = job.heartbeat_at or job.started_at
-    return beat is None or (now - _aware(beat)).total_seconds() > stale_after
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return beat is None or (now - aware(beat)).total_seconds() > stale_after
 
 
 def heartbeat(job_id: str, runner: str) -> bool:
@@ -297,7 +293,7 @@ def stuck_candidates(stale_after: float) -> list[Job]:
     return [
         job
         for job in running
-        if runner_is_dead(job.runner) or _aware(job.heartbeat_at or job.started_at or job.created_at) < cutoff
+        if runner_is_dead(job.runner) or aware(job.heartbeat_at or job.started_at or job.created_at) < cutoff
     ]
 
 
@@ -321,9 +317,6 @@ def queue_counts() -> dict[str, dict[str, int]]:
 
 
 def to_dict(job: Job) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return _aware(value).isoformat() if value else None
-
     return {
         "job_id": job.id,
         "name": job.name,

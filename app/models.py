@@ -14,6 +14,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (a naive one is UTC: that is how every time is stored)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time for JSON: ISO 8601 with its UTC offset, or None."""
+    return aware(value).isoformat() if value is not None else None
+
+
 class JobStatus(StrEnum):
     queued = "queued"
     running = "running"

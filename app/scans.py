@@ -7,7 +7,6 @@ can never disagree; the scan row holds the stage, the counts and the (incrementa
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -15,7 +14,7 @@ from sqlmodel import col, select
 
 from app import jobs
 from app.db import session_scope
-from app.models import Scan, Target, utcnow
+from app.models import Scan, Target, iso, utcnow
 from app.scope import Scope, ScopeError
 
 MODULES = ("subdomains", "dns", "ports", "http", "js")
@@ -214,12 +213,6 @@ def list_scans(target_id: int | None = None, limit: int = 50) -> list[Scan]:
         return list(session.exec(query.order_by(col(Scan.created_at).desc()).limit(limit)).all())
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
 def to_dict(scan: Scan, with_result: bool = True) -> dict[str, Any]:
     job = None
     if scan.job_id:
@@ -241,8 +234,8 @@ def to_dict(scan: Scan, with_result: bool = True) -> dict[str, Any]:
         "modules": scan.modules,
         "options": scan.options,
         "counts": scan.counts,
-        "created_at": _iso(scan.created_at),
-        "finished_at": _iso(scan.finished_at) or (_iso(job.finished_at) if job else None),
+        "created_at": iso(scan.created_at),
+        "finished_at": iso(scan.finished_at) or (iso(job.finished_at) if job else None),
     }
     if with_result:
         data["result"] = scan.result

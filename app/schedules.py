@@ -17,19 +17,13 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from app.db import session_scope
-from app.models import Target, utcnow
+from app.models import Target, aware, iso, utcnow
 
 log = logging.getLogger("assetmon.schedules")
 
 
 class ScheduleError(ValueError):
     status_code = 422
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def check(schedule: Any, min_seconds: int | None = None) -> dict[str, Any] | None:
@@ -63,7 +57,7 @@ def check(schedule: Any, min_seconds: int | None = None) -> dict[str, Any] | Non
 
 
 def next_run(schedule: dict[str, Any], after: datetime) -> datetime:
-    after = _aware(after) or utcnow()
+    after = aware(after) if after else utcnow()
     if "every_seconds" in schedule:
         return after + timedelta(seconds=schedule["every_seconds"])
     from croniter import croniter
@@ -126,7 +120,10 @@ def set_schedule(target_id: int, schedule: Any, next_run_at: datetime | None = N
 
             raise TargetNotFound(target_id)
         target.schedule = clean
-        target.next_run_at = None if clean is None else (_aware(next_run_at) or next_run(clean, utcnow()))
+        if clean is None:
+            target.next_run_at = None
+        else:
+            target.next_run_at = aware(next_run_at) if next_run_at else next_run(clean, utcnow())
         target.updated_at = utcnow()
         session.add(target)
         session.flush()
@@ -145,8 +142,8 @@ def upcoming(limit: int = 500) -> list[dict[str, Any]]:
             "target_id": t.id,
             "name": t.name,
             "schedule": t.schedule,
-            "next_run_at": _aware(t.next_run_at).isoformat() if t.next_run_at else None,
-            "last_run_at": _aware(t.last_run_at).isoformat() if t.last_run_at else None,
+            "next_run_at": iso(t.next_run_at),
+            "last_run_at": iso(t.last_run_at),
         }
         for t in rows
     ]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app.db import session_scope
-from app.models import Target, utcnow
+from app.models import Target, iso, utcnow
 from app.scope import Scope, ScopeError
 
 
@@ -81,9 +81,6 @@ def validate(data: dict[str, Any], partial: Target | None = None) -> dict[str, A
 
 
 def to_dict(target: Target) -> dict[str, Any]:
-    def iso(value: datetime) -> str:
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
     return {
         "target_id": target.id,
         "name": target.name,
@@ -93,8 +90,8 @@ def to_dict(target: Target) -> dict[str, Any]:
         "scope": target.scope,
         "scan_options": target.scan_options,
         "schedule": target.schedule,
-        "next_run_at": iso(target.next_run_at) if target.next_run_at else None,
-        "last_run_at": iso(target.last_run_at) if target.last_run_at else None,
+        "next_run_at": iso(target.next_run_at),
+        "last_run_at": iso(target.last_run_at),
         "created_at": iso(target.created_at),
         "updated_at": iso(target.updated_at),
     }

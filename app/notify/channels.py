@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from sqlmodel import col, select
 
 from app.db import session_scope
-from app.models import Channel
+from app.models import Channel, iso
 
 KINDS = ("webhook", "slack", "discord", "telegram", "email")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -263,12 +262,6 @@ def redact_url(kind: str, url: str) -> str:
             [(k, REDACTED if _SENSITIVE_QUERY.search(k) else v) for k, vs in pairs.items() for v in vs], safe="*@,"
         )
     return parts._replace(netloc=netloc, path=path, query=query).geturl()
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def to_dict(channel: Channel) -> dict[str, Any]:

@@ -11,8 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from app.models import Event, utcnow
-from app.notify.channels import iso
+from app.models import Event, iso, utcnow
 
 TEST_TYPE = "test"
 TEST_SUMMARY = "AssetMon test notification"

@@ -27,9 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app.db import session_scope
-from app.models import Channel, Delivery, DeliveryAttempt, Event, utcnow
+from app.models import Channel, Delivery, DeliveryAttempt, Event, iso, utcnow
 from app.notify import channels, senders
-from app.notify.channels import ChannelError, iso
+from app.notify.channels import ChannelError
 from app.notify.messages import TEST_SUMMARY, TEST_TYPE, event_document, one_line
 from app.settings import get_settings
 

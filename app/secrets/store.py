@@ -6,7 +6,6 @@ instead of adding a new finding. Each file's findings are written in one transac
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.db import session_scope
-from app.models import SecretFinding, SecretSighting, utcnow
+from app.models import SecretFinding, SecretSighting, iso, utcnow
 from app.secrets.context import readable
 from app.secrets.engine import Finding
 
@@ -104,12 +103,6 @@ def _upsert(session: Session, f: Finding, url: str, job_id: str | None) -> bool:
     return new
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
 def finding_dict(row: SecretFinding, sightings: list[SecretSighting] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": row.id,
@@ -125,8 +118,8 @@ def finding_dict(row: SecretFinding, sightings: list[SecretSighting] | None = No
         "column": row.column,
         "context": row.context,
         "sightings": row.sightings,
-        "first_seen": _iso(row.first_seen),
-        "last_seen": _iso(row.last_seen),
+        "first_seen": iso(row.first_seen),
+        "last_seen": iso(row.last_seen),
         "first_job_id": row.first_job_id,
         "last_job_id": row.last_job_id,
     }
@@ -144,7 +137,7 @@ def sighting_dict(s: SecretSighting) -> dict[str, Any]:
         "line": s.line,
         "column": s.column,
         "context": s.context,
-        "seen_at": _iso(s.seen_at),
+        "seen_at": iso(s.seen_at),
     }
     if s.source:
         data.update(source=s.source, source_line=s.source_line)
@@ -183,7 +176,7 @@ def assets() -> list[dict[str, Any]]:
             .group_by(SecretFinding.asset)
             .order_by(SecretFinding.asset)
         ).all()
-    return [{"asset": a, "findings": n, "last_seen": _iso(last)} for a, n, last in rows]
+    return [{"asset": a, "findings": n, "last_seen": iso(last)} for a, n, last in rows]
 
 
 def get_finding(finding_id: int) -> dict[str, Any]:
