@@ -94,7 +94,18 @@ def test_parse_resolver(spec: str, expected: tuple[str, int]) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "dns.google", "192.0.2.53:0", "192.0.2.53:65536", "192.0.2.53:dns", "192.0.2.53:", "[::1", "[::1]53", "300.1.1.1"]
+    "spec",
+    [
+        "",
+        "dns.google",
+        "192.0.2.53:0",
+        "192.0.2.53:65536",
+        "192.0.2.53:dns",
+        "192.0.2.53:",
+        "[::1",
+        "[::1]53",
+        "300.1.1.1",
+    ],
 )
 def test_parse_resolver_rejects_garbage(spec: str) -> None:
     with pytest.raises(ResolverError) as info:
