@@ -7,7 +7,7 @@ pending ──claim──▶ sending ──2xx──▶ sent
 
 Every state change is a conditional UPDATE, so two processes ticking at once never send the same
 delivery twice; every attempt is logged as a DeliveryAttempt. A delivery left in `sending` by a
-process that died is put back after STUCK_AFTER_SECONDS. One `deliver_due` call is bounded: at most
+process that died is put back after stuck_after(NOTIFY_TIMEOUT_SECONDS). One `deliver_due` call is bounded: at most
 `limit` deliveries, and nothing new starts once the first NOTIFY_TIMEOUT_SECONDS have passed.
 """
 
@@ -36,7 +36,14 @@ from app.settings import get_settings
 log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "sending", "sent", "failed")
-STUCK_AFTER_SECONDS = 300  # well above what one deliver_due call may take
+
+
+def stuck_after(timeout: float) -> float:
+    """Seconds after which a delivery still `sending` belongs to a dead process. A live one cannot take
+    this long: no send starts after `timeout`, and each send is cut off at 2 x `timeout` (see _send_all)."""
+    return 4 * timeout + 30
+
+
 MAX_LIMIT = 500
 CONCURRENCY = 16  # sends in flight per call
 PER_CHANNEL = 2  # sends in flight per channel (chat services rate-limit bursts)
@@ -228,7 +235,11 @@ async def _send_all(
                     return None
                 if not channel.enabled and event is not None:
                     return senders.Outcome(False, error="the channel is disabled")
-                return await senders.send(channel, event_document(event), delivery.id, client, timeout)
+                try:  # httpx's timeout is per read: a dripping server is cut off here, as a whole
+                    async with asyncio.timeout(2 * timeout):
+                        return await senders.send(channel, event_document(event), delivery.id, client, timeout)
+                except TimeoutError:
+                    return senders.Outcome(False, error=f"no complete answer within {2 * timeout:g} s")
 
         return await asyncio.gather(*(one(*item) for item in batch))
 
@@ -300,7 +311,7 @@ def _release(delivery: Delivery) -> None:
 
 def _recover_stuck(now: datetime) -> int:
     """Deliveries left in `sending` by a process that died: log the lost attempt, then retry or fail."""
-    cutoff = now - timedelta(seconds=STUCK_AFTER_SECONDS)
+    cutoff = now - timedelta(seconds=stuck_after(get_settings().notify_timeout_seconds))
     with session_scope() as session:
         stuck = session.exec(
             select(Delivery).where(col(Delivery.status) == "sending", col(Delivery.updated_at) < cutoff)

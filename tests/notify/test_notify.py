@@ -284,10 +284,11 @@ def test_delivery_stuck_in_sending_is_taken_back(notify_env, receiver: Receiver)
     t0 = utcnow()
     with session_scope() as session:  # what a sender that died mid-attempt leaves behind
         [delivery] = session.exec(select(Delivery)).all()
-        delivery.status, delivery.attempts, delivery.updated_at = "sending", 1, t0 - timedelta(minutes=10)
+        delivery.status, delivery.attempts, delivery.updated_at = "sending", 1, t0 - timedelta(seconds=60)
         session.add(delivery)
 
-    assert outbox.deliver_due(now=t0 - timedelta(minutes=6))["recovered"] == 0  # 4 minutes: not yet
+    # NOTIFY_TIMEOUT_SECONDS=5: a live sender is done within 50 s.
+    assert outbox.deliver_due(now=t0 - timedelta(seconds=20))["recovered"] == 0  # 40 s: not yet
     counts = outbox.deliver_due(now=t0)
     assert counts["recovered"] == 1 and counts["sent"] == 1, counts
     [delivery] = deliveries()
