@@ -23,7 +23,7 @@ from app.scans import ScanError
 from app.schedules import ScheduleError
 from app.settings import PROJECT_ROOT, get_settings
 from app.targets import TargetError
-from app.web import metrics, pages
+from app.web import dashboard, finding_pages, metrics, pages, settings_pages, target_pages
 from app.web.api import health, jobs, notifications, scans, schedules, secrets
 
 log = logging.getLogger("assetmon")
@@ -167,6 +167,10 @@ def create_app() -> FastAPI:
     app.include_router(secrets.router)
     app.include_router(scans.router)
     app.include_router(notifications.router)
+    app.include_router(dashboard.router)
+    app.include_router(target_pages.router)
+    app.include_router(finding_pages.router)
+    app.include_router(settings_pages.router)
     app.include_router(pages.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")

@@ -243,3 +243,101 @@ class DeliveryAttempt(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=2000)
     seconds: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Role(StrEnum):
+    admin = "admin"  # everything, including revealing secrets and changing settings
+    viewer = "viewer"  # reads everything but secret values; changes nothing
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(default=Role.viewer.value, max_length=20)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored."""
+
+    __tablename__ = "user_session"
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie value
+    user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE", index=True)
+    csrf_token: str = Field(max_length=64)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the API and scripts. Shown once at creation; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)  # the first characters, to tell tokens apart
+    role: str = Field(default=Role.viewer.value, max_length=20)
+    user_id: int | None = Field(default=None, foreign_key="user_account.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed sign-ins, counted per address and per user name to slow down password guessing."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_ip_at", "ip", "at"), Index("ix_login_failure_user_at", "username", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip: str = Field(max_length=64)
+    username: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what that matters: sign-ins, secret reveals, triage, settings and account changes."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=50, index=True)
+    subject: str = Field(default="", max_length=300)
+    ip: str = Field(default="", max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class JobLog(SQLModel, table=True):
+    """The log lines of one job (stages, findings, warnings), shown live on the scan page."""
+
+    __tablename__ = "job_log"
+    __table_args__ = (Index("ix_job_log_job_id", "job_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=32)
+    at: datetime = Field(default_factory=utcnow)
+    level: str = Field(default="info", max_length=10)
+    message: str = Field(max_length=1000)
+
+
+class SecretTriage(SQLModel, table=True):
+    """An analyst's verdict on a secret, by fingerprint, so it holds across scans and assets."""
+
+    __tablename__ = "secret_triage"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=20)  # false_positive | resolved
+    note: str = Field(default="", max_length=500)
+    actor: str = Field(default="", max_length=100)
+    updated_at: datetime = Field(default_factory=utcnow)
