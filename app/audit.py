@@ -21,7 +21,13 @@ def recent(limit: int = 100, action: str | None = None) -> list[dict[str, Any]]:
         if action:
             query = query.where(AuditLog.action == action)
         return [
-            {"at": iso(row.at), "actor": row.actor, "action": row.action, "subject": row.subject, "ip": row.ip,
-             "detail": row.detail}
+            {
+                "at": iso(row.at),
+                "actor": row.actor,
+                "action": row.action,
+                "subject": row.subject,
+                "ip": row.ip,
+                "detail": row.detail,
+            }
             for row in session.exec(query)
         ]

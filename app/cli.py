@@ -364,7 +364,7 @@ def db_upgrade() -> None:
 
 
 # Commands defined in their own modules register themselves on `app` when imported.
-from app import cli_recon  # noqa: E402, F401
+from app import cli_recon, cli_users  # noqa: E402, F401
 
 
 def main() -> None:

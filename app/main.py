@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import __version__, broker, fallback, recovery
+from app import __version__, accounts, broker, fallback, recovery, sessions
+from app.accounts import AccountError
 from app.db import DatabaseError, ensure_migrated
 from app.jobs import JobError
 from app.notify import ChannelError
@@ -23,7 +24,7 @@ from app.scans import ScanError
 from app.schedules import ScheduleError
 from app.settings import PROJECT_ROOT, get_settings
 from app.targets import TargetError
-from app.web import dashboard, finding_pages, metrics, pages, settings_pages, target_pages
+from app.web import auth, dashboard, finding_pages, login, metrics, pages, settings_pages, target_pages
 from app.web.api import health, jobs, notifications, scans, schedules, secrets
 
 log = logging.getLogger("assetmon")
@@ -54,10 +55,27 @@ async def _scheduler_loop(interval: float) -> None:
             log.exception("scheduler tick failed")
 
 
+def _first_run(settings) -> None:
+    accounts.ensure_admin_from_settings()
+    sessions.purge_expired()
+    if not accounts.any_users():
+        code = accounts.setup_code()
+        host = "localhost" if settings.host in ("0.0.0.0", "::", "127.0.0.1") else settings.host
+        log.warning(
+            "No accounts yet: open http://%s:%s/setup to create the admin (from another machine it asks for "
+            "the setup code %s, also in %s), or set ADMIN_PASSWORD, or run `assetmon users create`.",
+            host,
+            settings.port,
+            code,
+            accounts.setup_code_path(),
+        )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings = get_settings()
     await run_in_threadpool(ensure_migrated)
+    await run_in_threadpool(_first_run, settings)
     fallback.install(asyncio.get_running_loop())
     # A first probe before serving, so the very first request already reports the right mode.
     await run_in_threadpool(broker.status, 0)
@@ -115,7 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # Errors of our domain modules carry the HTTP status that says what went wrong.
         return _error(exc.status_code, str(exc))
 
-    for domain_error in (JobError, ScanError, ScheduleError, TargetError, ChannelError):
+    for domain_error in (AccountError, JobError, ScanError, ScheduleError, TargetError, ChannelError):
         app.add_exception_handler(domain_error, _domain)
 
     @app.exception_handler(DatabaseError)
@@ -160,7 +178,10 @@ def create_app() -> FastAPI:
     _configure_logging()
     app = FastAPI(title="AssetMon", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    # Added first, so it runs inside security_headers: refusals get the headers too.
+    app.middleware("http")(auth.authenticate)
     app.middleware("http")(security_headers)
+    app.include_router(login.router)
     app.include_router(health.router)
     app.include_router(schedules.router)  # before jobs: /jobs/scheduled is not a job id
     app.include_router(jobs.router)

@@ -124,6 +124,16 @@ class Settings(BaseSettings):
     retention_delivery_days: int = Field(default=30, ge=1)
     retention_interval_seconds: int = Field(default=3600, ge=60, description="How often the clean-up job runs.")
 
+    # access control
+    admin_user: str = Field(default="admin", min_length=1, max_length=64, description="First admin's user name.")
+    admin_password: str = Field(default="", description="Creates the first admin at start-up when set.")
+    api_token: str = Field(default="", description="An admin bearer token for automation; empty: none.")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 90, description="A sign-in lasts this long.")
+    session_cookie_secure: str = Field(default="auto", description="auto (when served over HTTPS), true or false.")
+    login_max_failures: int = Field(default=5, ge=1, le=1000, description="Failed sign-ins per user and address.")
+    login_window_seconds: int = Field(default=900, ge=1, description="The window those failures are counted in.")
+    metrics_public: bool = Field(default=True, description="false: /metrics needs a bearer token too.")
+
     # liveness of running jobs
     job_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
     job_stale_seconds: float = Field(default=60.0, gt=0)
@@ -152,6 +162,27 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in ("redis", "rediss"):
             raise ValueError("REDIS_URL must start with redis:// or rediss://")
         return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_token(cls, value: str) -> str:
+        if value and (len(value) < 24 or any(c.isspace() for c in value)):
+            raise ValueError("API_TOKEN must be at least 24 characters without spaces (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _strong_password(cls, value: str) -> str:
+        if value and len(value) < 10:
+            raise ValueError("ADMIN_PASSWORD must be at least 10 characters")
+        return value
+
+    @field_validator("session_cookie_secure")
+    @classmethod
+    def _secure_mode(cls, value: str) -> str:
+        if value.lower() not in ("auto", "true", "false"):
+            raise ValueError("SESSION_COOKIE_SECURE must be auto, true or false")
+        return value.lower()
 
     @property
     def db_url(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
+# The admin bearer token of every AssetMon process a test starts (API_TOKEN): made up per test run.
+API_TOKEN = "test-" + secrets.token_hex(16)
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+# ADMIN_PASSWORD: every web server a test starts has the admin "admin" with this password.
+ADMIN_USER, ADMIN_PASSWORD = "admin", "pw-" + secrets.token_hex(8)
 
 
 def free_port() -> int:
@@ -137,6 +143,9 @@ def app_env(data_dir: Path, redis_url: str, **extra: Any) -> dict[str, str]:
             "WORKER_SHUTDOWN_TIMEOUT": "10",
             "WORKER_NICE": "0",
             "PYTHONUNBUFFERED": "1",
+            "API_TOKEN": API_TOKEN,
+            "ADMIN_USER": ADMIN_USER,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
     )
     env.update({k.upper(): str(v) for k, v in extra.items()})
@@ -189,20 +198,25 @@ class WebServer:
         wait_for(lambda: self.get("/healthz").status_code == 200, 60, what="web server /healthz")
         return self
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=15)
+    def client(self, auth: bool = True) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=15, headers=AUTH if auth else None)
+
+    def request(self, method: str, path: str, *, auth: bool = True, **kw: Any) -> httpx.Response:
+        """A request as the admin API token (auth=False: as nobody)."""
+        headers = {**(AUTH if auth else {}), **kw.pop("headers", {})}
+        return httpx.request(method, self.url + path, timeout=15, headers=headers, **kw)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=15, **kw)
+        return self.request("GET", path, **kw)
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=15, **kw)
+        return self.request("POST", path, **kw)
 
     def patch(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.patch(self.url + path, timeout=15, **kw)
+        return self.request("PATCH", path, **kw)
 
     def delete(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.delete(self.url + path, timeout=15, **kw)
+        return self.request("DELETE", path, **kw)
 
     def health(self) -> dict[str, Any]:
         return self.get("/healthz").json()
@@ -224,9 +238,18 @@ class WebServer:
         stop(self.proc)
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(VENV_BIN / "assetmon"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [str(VENV_BIN / "assetmon"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
     )
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.support.processes import wait_for
+from tests.web.conftest import login
 from tests.web.conftest import shot as _shot
 
 pytestmark = pytest.mark.browser
@@ -10,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 def test_jobs_page_live_updates_cancel_and_requeue(web, worker, page):
     wait_for(lambda: web.health()["mode"] == "celery", 15, what="celery mode")
-    page.goto(web.url + "/jobs")
+    login(page, web.url, then="/jobs")
     assert "celery" in page.locator("#mode-badge").inner_text()
 
     quick = web.trigger("diag_sleep", seconds=3, steps=6)["job_id"]
@@ -39,7 +40,7 @@ def test_fallback_badge_and_hostile_text_is_escaped(fallback_web, page):
     payload = "<img src=x onerror=window.__pwned=1><script>window.__pwned=2</script>"
     job = fallback_web.trigger("diag_fail", message=payload)["job_id"]
     fallback_web.wait_job(job)
-    page.goto(fallback_web.url + "/jobs")
+    login(page, fallback_web.url, then="/jobs")
     badge = page.locator("#mode-badge").inner_text()
     assert "fallback" in badge and "not reachable" in badge
     assert payload in page.locator(f"#job-{job} .message").inner_text()
@@ -52,7 +53,7 @@ def test_filter_by_state_is_a_bookmarkable_url(fallback_web, page):
     bad = fallback_web.trigger("diag_fail")["job_id"]
     fallback_web.wait_job(ok)
     fallback_web.wait_job(bad)
-    page.goto(fallback_web.url + "/jobs")
+    login(page, fallback_web.url, then="/jobs")
     page.select_option("select[name=status]", "failed")
     page.wait_for_url("**/jobs?status=failed*", timeout=10_000)
     assert page.locator(f"#job-{bad}").count() == 1 and page.locator(f"#job-{ok}").count() == 0
@@ -61,7 +62,7 @@ def test_filter_by_state_is_a_bookmarkable_url(fallback_web, page):
 
 
 def test_trigger_a_task_and_open_a_job(fallback_web, page):
-    page.goto(fallback_web.url + "/jobs")
+    login(page, fallback_web.url, then="/jobs")
     assert "default" in page.locator(".queues").inner_text()
     page.select_option(".trigger select[name=task]", "diag_sleep")
     page.fill(".trigger input[name=kwargs]", "{not json")
