@@ -25,6 +25,7 @@ from app.schedules import ScheduleError
 from app.settings import PROJECT_ROOT, get_settings
 from app.targets import TargetError
 from app.web import auth, dashboard, finding_pages, login, metrics, pages, settings_pages, target_pages
+from app.web.api import accounts as accounts_api
 from app.web.api import health, jobs, notifications, scans, schedules, secrets
 
 log = logging.getLogger("assetmon")
@@ -183,6 +184,7 @@ def create_app() -> FastAPI:
     app.middleware("http")(security_headers)
     app.include_router(login.router)
     app.include_router(health.router)
+    app.include_router(accounts_api.router)
     app.include_router(schedules.router)  # before jobs: /jobs/scheduled is not a job id
     app.include_router(jobs.router)
     app.include_router(secrets.router)
