@@ -202,6 +202,11 @@ mode=$(printf '%s' "$health" | .venv/bin/python -c 'import json,sys; print(json.
 reason=$(printf '%s' "$health" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin).get("reason",""))' 2>/dev/null)
 shown_host=$ASSETMON_HOST
 [ "$shown_host" = "0.0.0.0" ] && shown_host=localhost
+setup_note=""
+if [ -s "$DATA_DIR/setup-code" ]; then
+  setup_note="no accounts yet: open http://$shown_host:$ASSETMON_PORT/setup to create the admin
+           (from another machine it asks for the setup code $(cat "$DATA_DIR/setup-code"))"
+fi
 cat <<EOF
 
   ────────────────────────────────────────────────────────────
@@ -211,7 +216,8 @@ cat <<EOF
            $reason}
     Redis  $redis_note${flower_note:+
     Flower $flower_note}
-    Data   $DATA_DIR   (logs in $LOG_DIR)
+    Data   $DATA_DIR   (logs in $LOG_DIR)${setup_note:+
+    Setup  $setup_note}
     Stop   Ctrl+C
   ────────────────────────────────────────────────────────────
 
