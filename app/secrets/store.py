@@ -2,10 +2,12 @@
 
 A secret seen again by a later scan, or in another file of the same asset, updates its row
 instead of adding a new finding. Each file's findings are written in one transaction.
+An analyst's verdict (app.secrets.triage) is kept by fingerprint and read back here with each finding.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,12 +15,17 @@ from sqlalchemy import case, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from app import audit
 from app.db import session_scope
-from app.models import SecretFinding, SecretSighting, iso, utcnow
+from app.models import SecretFinding, SecretSighting, SecretTriage, aware, iso, utcnow
 from app.secrets.context import readable
 from app.secrets.engine import Finding
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
+# What a list can show: findings nobody has triaged yet, those marked one way or the other, or all.
+STATUS_FILTERS = ("open", "false_positive", "resolved", "all")
+
+log = logging.getLogger("assetmon.secrets")
 
 
 class FindingNotFound(LookupError):
@@ -103,7 +110,20 @@ def _upsert(session: Session, f: Finding, url: str, job_id: str | None) -> bool:
     return new
 
 
-def finding_dict(row: SecretFinding, sightings: list[SecretSighting] | None = None) -> dict[str, Any]:
+def triage_dict(verdict: SecretTriage, finding: SecretFinding) -> dict[str, Any]:
+    """The verdict on a finding's fingerprint, and whether a scan has seen the secret since."""
+    return {
+        "status": verdict.status,
+        "note": verdict.note,
+        "actor": verdict.actor,
+        "updated_at": iso(verdict.updated_at),
+        "seen_again": aware(finding.last_seen) > aware(verdict.updated_at),
+    }
+
+
+def finding_dict(
+    row: SecretFinding, sightings: list[SecretSighting] | None = None, verdict: SecretTriage | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": row.id,
         "asset": row.asset,
@@ -122,10 +142,27 @@ def finding_dict(row: SecretFinding, sightings: list[SecretSighting] | None = No
         "last_seen": iso(row.last_seen),
         "first_job_id": row.first_job_id,
         "last_job_id": row.last_job_id,
+        "triage": triage_dict(verdict, row) if verdict is not None else None,
     }
     if sightings is not None:
         data["locations"] = [sighting_dict(s) for s in sightings]
     return data
+
+
+def display_context(context: str) -> str:
+    """A stored context as people read it. Since the beautified window became what is stored, this is
+    the stored text; rows stored before that hold one raw line (newlines shown as ⏎): beautify those."""
+    if "\n" in context or ("⏎" not in context and len(context) <= 120):
+        return context
+    import jsbeautifier
+
+    options = jsbeautifier.default_options()
+    options.indent_size = 2
+    options.wrap_line_length = 120
+    try:
+        return jsbeautifier.beautify(context.replace("⏎", "\n"), options)
+    except Exception:  # a window cut mid-token can confuse the beautifier; show it raw
+        return context.replace("⏎", "\n")
 
 
 def sighting_dict(s: SecretSighting) -> dict[str, Any]:
@@ -144,14 +181,40 @@ def sighting_dict(s: SecretSighting) -> dict[str, Any]:
     return data
 
 
+class BadStatusFilter(ValueError):
+    status_code = 422
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"status must be one of {', '.join(STATUS_FILTERS)}, not {status!r}")
+
+
+def _with_verdicts(query, status: str):
+    """Join each finding to the verdict on its fingerprint (if any) and keep those with `status`."""
+    if status not in STATUS_FILTERS:
+        raise BadStatusFilter(status)
+    query = query.join(SecretTriage, col(SecretTriage.fingerprint) == SecretFinding.fingerprint, isouter=True)
+    if status == "open":
+        return query.where(col(SecretTriage.fingerprint).is_(None))
+    if status != "all":
+        return query.where(SecretTriage.status == status)
+    return query
+
+
+def _for_asset(query, asset: str | None):
+    return query.where(SecretFinding.asset == asset.lower().rstrip(".")) if asset else query
+
+
 def list_findings(
-    asset: str | None = None, job_id: str | None = None, limit: int = 100, offset: int = 0
+    asset: str | None = None,
+    job_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    status: str = "all",
 ) -> list[dict[str, Any]]:
-    """Findings, worst and newest first; per asset, or those a job saw (with that job's locations)."""
+    """Findings, worst and newest first; per asset, or those a job saw (with that job's locations).
+    `status`: 'open' (not triaged), 'false_positive', 'resolved' or 'all'."""
     with session_scope() as session:
-        query = select(SecretFinding)
-        if asset:
-            query = query.where(SecretFinding.asset == asset.lower().rstrip("."))
+        query = _with_verdicts(_for_asset(select(SecretFinding, SecretTriage), asset), status)
         if job_id:
             query = query.where(
                 col(SecretFinding.id).in_(select(SecretSighting.finding_id).where(SecretSighting.job_id == job_id))
@@ -159,13 +222,24 @@ def list_findings(
         worst_first = case(*((SecretFinding.severity == s, i) for i, s in enumerate(SEVERITY_ORDER)), else_=9)
         ordering = (worst_first, col(SecretFinding.last_seen).desc(), col(SecretFinding.id).desc())
         rows = session.exec(query.order_by(*ordering).offset(offset).limit(limit)).all()
-        places = select(SecretSighting).where(col(SecretSighting.finding_id).in_([r.id for r in rows]))
+        places = select(SecretSighting).where(col(SecretSighting.finding_id).in_([r.id for r, _ in rows]))
         if job_id:
             places = places.where(SecretSighting.job_id == job_id)
         by_finding: dict[int, list[SecretSighting]] = {}
         for s in session.exec(places.order_by(col(SecretSighting.id))).all():
             by_finding.setdefault(s.finding_id, []).append(s)
-        return [finding_dict(r, by_finding.get(r.id, [])) for r in rows]
+        return [finding_dict(r, by_finding.get(r.id, []), verdict) for r, verdict in rows]
+
+
+def counts(asset: str | None = None) -> dict[str, int]:
+    """How many findings each status filter shows (for one asset, or all)."""
+    with session_scope() as session:
+        status = func.coalesce(SecretTriage.status, "open")
+        query = select(status, func.count()).select_from(SecretFinding)
+        query = _with_verdicts(_for_asset(query, asset), "all").group_by(status)
+        found = dict(session.exec(query).all())
+    result = {s: found.get(s, 0) for s in STATUS_FILTERS if s != "all"}
+    return result | {"all": sum(found.values())}
 
 
 def assets() -> list[dict[str, Any]]:
@@ -179,21 +253,29 @@ def assets() -> list[dict[str, Any]]:
     return [{"asset": a, "findings": n, "last_seen": iso(last)} for a, n, last in rows]
 
 
-def get_finding(finding_id: int) -> dict[str, Any]:
+def get_finding(finding_id: int, max_sightings: int | None = None) -> dict[str, Any]:
+    """One finding with its verdict and its sightings (the newest `max_sightings`, or all, oldest first)."""
     with session_scope() as session:
         row = session.get(SecretFinding, finding_id)
         if row is None:
             raise FindingNotFound(finding_id)
-        sightings = session.exec(
-            select(SecretSighting).where(SecretSighting.finding_id == finding_id).order_by(col(SecretSighting.id))
-        ).all()
-        return finding_dict(row, list(sightings))
+        places = select(SecretSighting).where(SecretSighting.finding_id == finding_id)
+        if max_sightings is not None:
+            places = places.order_by(col(SecretSighting.id).desc()).limit(max_sightings)
+        sightings = sorted(session.exec(places).all(), key=lambda s: s.id or 0)
+        verdict = session.get(SecretTriage, row.fingerprint)
+        return finding_dict(row, sightings, verdict)
 
 
-def reveal(finding_id: int) -> str:
-    """The full secret value; callers log that it was revealed."""
+def reveal(finding_id: int, actor: str, ip: str = "") -> str:
+    """The full secret value, for `actor` (already allowed to see it); every reveal is audited and logged."""
     with session_scope() as session:
         row = session.get(SecretFinding, finding_id)
         if row is None:
             raise FindingNotFound(finding_id)
-        return row.value
+        value, fingerprint, asset, rule = row.value, row.fingerprint, row.asset, row.rule
+    audit.record(
+        actor, "secret.reveal", f"secret finding {finding_id}", ip, fingerprint=fingerprint, asset=asset, rule=rule
+    )
+    log.warning("secret finding %s revealed to %s from %s", finding_id, actor, ip or "?")
+    return value

@@ -41,6 +41,7 @@ def test_scan_a_url_store_findings_and_deduplicate(server, lab):
     for p in planted:
         assert p.value not in text  # redacted everywhere unless revealed
     one = next(f for f in listed["findings"] if f["rule"] == "github-pat")
+    assert all(f["triage"] is None for f in listed["findings"])  # nobody has triaged anything yet
     (where,) = one["locations"]
     assert where["source"] == "webpack://lab/./src/config.ts" and where["source_line"] == 3
 
@@ -52,6 +53,9 @@ def test_scan_a_url_store_findings_and_deduplicate(server, lab):
     assert all(f["sightings"] == 2 and f["last_job_id"] == again["job_id"] for f in per_asset["findings"])
     assets = server.get("/api/v1/secrets/assets").json()["assets"]
     assert assets == [{"asset": "127.0.0.1", "findings": len(planted), "last_seen": assets[0]["last_seen"]}]
+
+    open_ = server.get("/api/v1/secrets/findings", params={"status": "open", "job_id": job["job_id"]}).json()
+    assert open_["count"] == len(planted)
 
     revealed = server.post(f"/api/v1/secrets/findings/{one['id']}/reveal").json()
     assert revealed["secret"] == next(p.value for p in planted if p.rule == "github-pat")
@@ -81,6 +85,9 @@ def test_bad_scan_requests_are_refused_and_write_nothing(fallback_web, body, nee
 def test_unknown_findings_and_jobs_are_404(fallback_web):
     assert fallback_web.get("/api/v1/secrets/findings/999").status_code == 404
     assert fallback_web.post("/api/v1/secrets/findings/999/reveal").status_code == 404
+    assert fallback_web.post("/api/v1/secrets/findings/999/triage", json={"status": "open"}).status_code == 404
+    # Without credentials: nothing, not even whether the finding exists.
+    assert fallback_web.post("/api/v1/secrets/findings/999/reveal", auth=False).status_code == 401
     response = fallback_web.get("/api/v1/secrets/findings", params={"job_id": "0" * 32})
     assert response.status_code == 404 and "no job" in response.json()["detail"]
     assert fallback_web.get("/api/v1/secrets/findings", params={"job_id": "nope"}).status_code == 404

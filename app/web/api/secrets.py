@@ -1,20 +1,20 @@
-"""JSON API for secret scanning: scan a URL's JavaScript, list findings per asset or job, reveal one."""
+"""JSON API for secret scanning: scan a URL's JavaScript, list findings per asset, job or triage status,
+reveal one, triage one (the last two for admins only, and audited)."""
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import dispatch, jobs
-from app.secrets import store
+from app.secrets import store, triage
 from app.web.api.jobs import checked_job_id
+from app.web.auth import client_ip, require_admin
 
 router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
-log = logging.getLogger("assetmon.secrets")
 
 
 class ScanRequest(BaseModel):
@@ -40,13 +40,17 @@ async def scan(request: ScanRequest, background: BackgroundTasks) -> dict[str, A
 def list_findings(
     asset: Annotated[str | None, Query(max_length=255, description="Host name")] = None,
     job_id: Annotated[str | None, Query(description="Findings seen by this job")] = None,
+    status: Annotated[
+        Literal["open", "false_positive", "resolved", "all"],
+        Query(description="Triage status: open (not triaged), false_positive, resolved, or all"),
+    ] = "all",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """Stored findings, worst and newest first, secrets redacted. Filter by asset (host) and/or job."""
+    """Stored findings, worst and newest first, secrets redacted. Filter by asset (host), job and/or triage status."""
     if job_id is not None:
         jobs.get_job(checked_job_id(job_id))  # 404 for a job that does not exist
-    rows = store.list_findings(asset=asset, job_id=job_id, limit=limit, offset=offset)
+    rows = store.list_findings(asset=asset, job_id=job_id, status=status, limit=limit, offset=offset)
     return {"findings": rows, "count": len(rows)}
 
 
@@ -66,10 +70,36 @@ def get_finding(finding_id: int) -> dict[str, Any]:
 
 @router.post("/findings/{finding_id}/reveal")
 def reveal(finding_id: int, request: Request) -> dict[str, Any]:
-    """The full secret value. An explicit action, logged with the caller's address."""
+    """The full secret value. Admins only; every reveal is written to the audit log."""
+    user = require_admin(request)
     try:
-        value = store.reveal(finding_id)
+        value = store.reveal(finding_id, actor=user.username, ip=client_ip(request))
     except store.FindingNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    log.warning("secret finding %s revealed to %s", finding_id, request.client.host if request.client else "?")
     return {"id": finding_id, "secret": value}
+
+
+class TriageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["false_positive", "resolved", "open"] = Field(
+        description="false_positive or resolved records a verdict; open removes it (reopens)"
+    )
+    note: str = Field(default="", max_length=triage.MAX_NOTE, description="Why, for the next person")
+
+
+@router.post("/findings/{finding_id}/triage")
+def set_triage(finding_id: int, body: TriageRequest, request: Request) -> dict[str, Any]:
+    """Mark a secret a false positive or resolved, or reopen it. The verdict is kept by fingerprint:
+    it applies to this secret on every asset and holds across later scans. Admins only; audited."""
+    user = require_admin(request)
+    try:
+        if body.status == "open":
+            triage.reopen(finding_id, actor=user.username, ip=client_ip(request))
+        else:
+            triage.mark(finding_id, body.status, body.note, actor=user.username, ip=client_ip(request))
+        return store.get_finding(finding_id)
+    except store.FindingNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except triage.TriageError as exc:
+        raise HTTPException(422, str(exc)) from None
