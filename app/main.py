@@ -22,6 +22,8 @@ from app.notify import ChannelError
 from app.registry import InvalidArguments, UnknownTask
 from app.scans import ScanError
 from app.schedules import ScheduleError
+from app.secrets.store import BadStatusFilter, FindingNotFound
+from app.secrets.triage import TriageError
 from app.settings import PROJECT_ROOT, get_settings
 from app.targets import TargetError
 from app.web import auth, dashboard, finding_pages, login, metrics, pages, settings_pages, target_pages
@@ -134,7 +136,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # Errors of our domain modules carry the HTTP status that says what went wrong.
         return _error(exc.status_code, str(exc))
 
-    for domain_error in (AccountError, JobError, ScanError, ScheduleError, TargetError, ChannelError):
+    domain_errors = (AccountError, JobError, ScanError, ScheduleError, TargetError, ChannelError)
+    domain_errors += (FindingNotFound, TriageError, BadStatusFilter)
+    for domain_error in domain_errors:
         app.add_exception_handler(domain_error, _domain)
 
     @app.exception_handler(DatabaseError)
