@@ -6,9 +6,12 @@ nothing, so the same function also works when called directly (tests, the CLI).
 
 from __future__ import annotations
 
+import logging
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
 
 
 class JobCancelled(Exception):
@@ -46,6 +49,20 @@ class JobContext:
             self._last_report = now
             self._cancelled = jobs.report_progress(self.job_id, self.runner or "", percent, message)
         self.checkpoint()
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Add a line to the job's log (stages, totals, warnings: never one per item). Outside a job,
+        and when the database hiccups, it does nothing: a log line never fails the job."""
+        if self.job_id is None:
+            return
+        from app import joblog
+
+        try:
+            joblog.append(self.job_id, message, level)
+        except joblog.JobLogError:
+            raise
+        except Exception as exc:
+            logger.warning("log line for job %s not written: %s", self.job_id, exc)
 
     def checkpoint(self) -> None:
         if self._cancelled:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
+from app import joblog
 from app.db import session_scope
 from app.models import FINISHED_STATES, Job, JobStatus, aware, iso, utcnow
 
@@ -99,10 +100,15 @@ def set_backend(job_id: str, backend: str, message: str = "") -> None:
     _update(job_id, values)
 
 
-def _update(job_id: str, values: dict[str, Any], *conditions: Any) -> bool:
+def _update(job_id: str, values: dict[str, Any], *conditions: Any, line: tuple[str, str] | None = None) -> bool:
+    """A conditional UPDATE; with `line` (message, level), the job's log line goes in the same transaction,
+    so it is there exactly when the change it tells of is."""
     with session_scope() as session:
         result = session.exec(update(Job).where(Job.id == job_id, *conditions).values(**values))
-        return result.rowcount == 1
+        changed = result.rowcount == 1
+        if changed and line is not None:
+            joblog.append(job_id, line[0], line[1], session=session)
+        return changed
 
 
 def claim(job_id: str, runner: str, max_attempts: int, stale_after: float) -> Job | None:
@@ -200,7 +206,14 @@ def finish(
     conditions = [col(Job.status).not_in([s.value for s in FINISHED_STATES])]
     if runner is not None:
         conditions.append(Job.runner == runner)
-    return _update(job_id, values, *conditions)
+    return _update(job_id, values, *conditions, line=_outcome_line(status, values["message"], values["error"]))
+
+
+_OUTCOME_LEVELS = {"succeeded": "info", "failed": "error", "cancelled": "warning"}
+
+
+def _outcome_line(status: JobStatus, message: str, error: str | None) -> tuple[str, str]:
+    return f"{status.value.capitalize()}: {error or message}", _OUTCOME_LEVELS[status.value]
 
 
 def request_cancel(job_id: str) -> tuple[Job, bool]:
@@ -256,7 +269,8 @@ def retry_later(job_id: str, runner: str, message: str) -> Job | None:
         "runner": None,
         "heartbeat_at": None,
     }
-    if not _update(job_id, values, Job.status == JobStatus.running.value, Job.runner == runner):
+    line = (f"Queued again: {message}", "warning")
+    if not _update(job_id, values, Job.status == JobStatus.running.value, Job.runner == runner, line=line):
         return None
     return get_job(job_id)
 
@@ -268,6 +282,7 @@ def mark_requeued_after_crash(job: Job, reason: str) -> bool:
         {"status": JobStatus.queued.value, "runner": None, "message": f"re-queued: {reason}"[:500]},
         Job.status == JobStatus.running.value,
         Job.runner == job.runner,
+        line=(f"Queued again: {reason}", "warning"),
     )
 
 
@@ -282,6 +297,7 @@ def fail_interrupted(job: Job, reason: str) -> bool:
         },
         Job.status == job.status,
         Job.runner == job.runner if job.runner else col(Job.runner).is_(None),
+        line=(f"Failed: interrupted: {reason}", "error"),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ log = logging.getLogger("assetmon.recon")
 _WEIGHTS = {"discover": 20, "resolve": 15, "ports": 30, "http": 20, "js": 15}
 MAX_NAMES_PER_ADDRESS = 20  # HTTP probes per address and port with distinct Host headers
 JS_CONCURRENCY = 4
+MAX_LOGGED_WARNINGS = 50  # per stage; the rest are in the result's warnings
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Pipeline:
         self.modules = self.scan.modules
         self.state = State(scope=Scope(**_scope_args(self.scan.spec)))
         self.progress = Progress(_stages(self.modules))
+        self._warnings_logged = 0
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -109,6 +112,18 @@ class Pipeline:
 
         specs = self.options.get("resolvers")
         return dns.Resolver([dns.parse_resolver(s) for s in specs] if specs else None)
+
+    def _log(self, message: str, level: str = "info") -> None:
+        current_job().log(message, level)
+
+    def _log_warnings(self) -> None:
+        """The warnings since the last call, one line each (up to MAX_LOGGED_WARNINGS per stage)."""
+        new = self.state.warnings[self._warnings_logged :]
+        self._warnings_logged = len(self.state.warnings)
+        for warning in new[:MAX_LOGGED_WARNINGS]:
+            self._log(f"Warning: {warning}", "warning")
+        if len(new) > MAX_LOGGED_WARNINGS:
+            self._log(f"... and {len(new) - MAX_LOGGED_WARNINGS:,} more warning(s): see the results", "warning")
 
     def _save(self, stage: str) -> dict[str, Any]:
         document = self.document()
@@ -137,6 +152,10 @@ class Pipeline:
 
         domains = self.state.scope.domains
         labels = dns.load_wordlist(self.settings.wordlist_file)
+        self._log(
+            f"Discovering subdomains of {_some(domains)}: certificate transparency "
+            f"and a brute force of {len(labels):,} words"
+        )
         for index, domain in enumerate(domains):
             report = self.progress.callback(
                 "discover",
@@ -167,6 +186,7 @@ class Pipeline:
 
         names = sorted(self.state.names)
         report = self.progress.callback("resolve", lambda done, total: f"Resolving {done:,} of {total:,} names")
+        self._log(f"Resolving {len(names):,} names")
         current_job().progress(None, f"Resolving {len(names):,} names")
         self.state.answers = await self._resolve(resolver, names, report)
         if "dns" in self.modules:
@@ -235,6 +255,7 @@ class Pipeline:
             "ports", lambda done, total: f"Scanning ports: {done:,} of {total:,} probes on {len(hosts):,} hosts"
         )
         current_job().progress(None, f"Scanning {len(wanted):,} ports on {len(hosts):,} hosts")
+        self._log(f"Scanning {len(wanted):,} ports on {len(hosts):,} hosts")
         if hosts:
             self.state.open_ports = await ports.scan(hosts, wanted, progress=report)
 
@@ -262,6 +283,7 @@ class Pipeline:
         targets = self._probe_targets(sorted(self.state.addresses, key=_address_key))
         report = self.progress.callback("http", lambda done, total: f"Probing {done:,} of {total:,} web endpoints")
         current_job().progress(None, f"Probing {len(targets):,} web endpoints")
+        self._log(f"Probing {len(targets):,} web endpoints")
         services, warnings = await http.probe(targets, progress=report)
         self.state.warnings += warnings
         self.state.services = [s.as_dict() for s in services]
@@ -307,6 +329,7 @@ class Pipeline:
         report = self.progress.callback("js", lambda done, total: f"Scanning JavaScript of {done:,} of {total:,} sites")
         gate = asyncio.Semaphore(JS_CONCURRENCY)
         done = 0
+        self._log(f"Scanning the JavaScript of {len(live):,} live sites")
 
         def on_file(item) -> None:
             if item.kind == "script" and not item.skipped:
@@ -350,6 +373,7 @@ class Pipeline:
         if "subdomains" in self.modules:
             self._save("discover")
             await self.discover(resolver)
+            self._log_discovered()
         for domain in self.state.scope.domains:
             self.state.add_name(domain, "input")
         for url in self.state.scope.urls:
@@ -367,16 +391,50 @@ class Pipeline:
             self._drop_out_of_scope()
         if known:
             self._skip_known_addresses(known[1])
+        self._log_resolved(resolver is not None)
         if "ports" in self.modules:
             self._save("ports")
             await self.ports()
+            hosts = sum(1 for found in self.state.open_ports.values() if found)
+            opened = sum(len(found) for found in self.state.open_ports.values())
+            self._log(f"Ports: {opened:,} open on {hosts:,} hosts")
+            self._log_warnings()
         if "http" in self.modules or "js" in self.modules:
             self._save("http")
             await self.http(resolver)
+            tls = sum(1 for s in self.state.services if s.get("tls"))
+            from_certs = sum(1 for sources in self.state.names.values() if sources == {"tls"})
+            line = f"HTTP: {len(self.state.services):,} web services ({tls:,} with TLS)"
+            self._log(line + (f"; {from_certs:,} new name(s) from certificates" if from_certs else ""))
+            self._log_warnings()
         if "js" in self.modules:
             self._save("js")
             await self.js()
+            self._log(f"JavaScript: {len(self.state.js_files):,} files, {len(self.state.secrets):,} secrets")
+            self._log_warnings()
         return self._save("done")
+
+    def _log_discovered(self) -> None:
+        sources = Counter(source for found in self.state.names.values() for source in found)
+        line = (
+            f"Subdomains: {len(self.state.names):,} names from CT and brute force "
+            f"({sources['ct']:,} from CT, {sources['bruteforce']:,} from brute force)"
+        )
+        if self.state.wildcards:
+            line += f"; wildcard zones: {_some(self.state.wildcards)}"
+        self._log(line)
+        self._log_warnings()
+
+    def _log_resolved(self, resolved: bool) -> None:
+        if resolved:
+            answered = sum(1 for answer in self.state.answers.values() if answer["addresses"])
+            takeovers = sum(1 for answer in self.state.answers.values() if answer.get("takeover"))
+            line = f"DNS: {answered:,} of {len(self.state.answers):,} names resolve"
+            line += f" to {len(self.state.addresses):,} addresses in scope"
+            self._log(line + (f"; {takeovers:,} takeover candidate(s)" if takeovers else ""))
+        else:
+            self._log(f"Addresses: {len(self.state.addresses):,} in scope")
+        self._log_warnings()
 
     # --- incremental scans: only what is new since the last run ----------------------------------
 
@@ -441,6 +499,12 @@ class Pipeline:
             "js_files": sorted(self.state.js_files),
             "warnings": self.state.warnings,
         }
+
+
+def _some(items: list[str], limit: int = 5) -> str:
+    """'a, b, c' or 'a, b, c, d, e and 7 more'."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit:,} more" if len(items) > limit else "")
 
 
 def _is_address(host: str) -> bool:

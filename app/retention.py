@@ -2,7 +2,7 @@
 
 - scans older than RETENTION_SCAN_DAYS whose job has finished go, with their job (the raw scan data);
 - finished jobs older than RETENTION_JOB_DAYS go, except a job that a kept scan points at, because a
-  scan's status is its job's;
+  scan's status is its job's; a deleted job's log lines go with it;
 - deliveries that are closed (sent or failed) and older than RETENTION_DELIVERY_DAYS go, with their
   log of attempts;
 - when Redis answers, the Celery results of every deleted job go too (they expire by themselves after
@@ -23,7 +23,7 @@ import redis
 from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
-from app import broker
+from app import broker, joblog
 from app.db import session_scope
 from app.models import FINISHED_STATES, Delivery, DeliveryAttempt, Job, JobStatus, Scan, utcnow
 from app.settings import get_settings
@@ -100,6 +100,7 @@ def _prune_scans(cutoff: datetime, batch_size: int, counts: dict[str, int], resu
                 # Only jobs that no scan points at any more (their scan was deleted just above).
                 orphan = Job.id.in_(job_ids) & Job.status.in_(_FINISHED) & ~exists().where(Scan.job_id == Job.id)
                 counts["jobs"] += session.exec(delete(Job).where(orphan)).rowcount
+                _delete_logs(session, job_ids)
         results.forget([(job_id, runs) for _, job_id, runs in rows if job_id and runs is not None])
         if len(rows) < batch_size:
             return
@@ -119,9 +120,16 @@ def _prune_jobs(cutoff: datetime, batch_size: int, counts: dict[str, int], resul
                 return
             ids = [job_id for job_id, _ in rows]
             counts["jobs"] += session.exec(delete(Job).where(Job.id.in_(ids), old_job)).rowcount
+            _delete_logs(session, ids)
         results.forget([(job_id, runs) for job_id, runs in rows])
         if len(rows) < batch_size:
             return
+
+
+def _delete_logs(session: Any, job_ids: list[str]) -> None:
+    """The log lines of those of `job_ids` whose job row is gone now (one that changed meanwhile stays)."""
+    present = set(session.exec(select(Job.id).where(Job.id.in_(job_ids))).scalars())
+    joblog.delete_for([job_id for job_id in job_ids if job_id not in present], session=session)
 
 
 def _prune_deliveries(cutoff: datetime, batch_size: int, counts: dict[str, int]) -> None:

@@ -65,6 +65,7 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
     deadline = None if mode == "celery" else time.monotonic() + limit
     context = JobContext(job_id=job_id, runner=runner, mode=mode, worker=worker, reason=reason, soft_deadline=deadline)
     token = activate(context)
+    context.log(_start_line(job, mode, worker, reason))
     try:
         with _Heartbeat(job_id, runner, settings.job_heartbeat_seconds):
             result = spec.func(**job.kwargs)
@@ -98,6 +99,23 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
         if token is not None:
             deactivate(token)
     return final.value
+
+
+def _start_line(job, mode: str, worker: str | None, reason: str | None) -> str:
+    """ "Started on Celery worker w1@host", "Restarted (attempt 2) in a fallback process: Redis ...", ..."""
+    if job.attempts > 1:
+        what = f"Restarted (attempt {job.attempts})"
+    elif job.retries:
+        what = f"Started again (retry {job.retries})"
+    elif job.runs > 1:
+        what = f"Started again (run {job.runs})"
+    else:
+        what = "Started"
+    if mode == "celery":
+        where = f"on Celery worker {worker}" if worker else "on a Celery worker"
+    else:
+        where = f"in fallback mode ({reason})" if reason else "in this process"
+    return f"{what} {where}"
 
 
 def _retry(job, spec, runner: str, exc: Exception, **how: Any) -> str | None:

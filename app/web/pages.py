@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, BackgroundTasks, Form, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from app import dispatch, jobs, registry, scans, schedules, targets
+from app import dispatch, joblog, jobs, registry, scans, schedules, targets
 from app.models import JobStatus
 from app.registry import QUEUES, InvalidArguments
 from app.secrets import store as secret_store
 from app.settings import PROJECT_ROOT
+from app.web.auth import require_admin
 from app.web.status import health
 
 TEMPLATES_DIR = Path(PROJECT_ROOT / "templates")
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 router = APIRouter(include_in_schema=False)
-log = logging.getLogger("assetmon.secrets")
 
 
 def _require_htmx(request: Request) -> None:
@@ -49,11 +48,6 @@ def _jobs_context(status: str | None, queue: str | None = None, name: str | None
         "name": filter_name,
         "query": query,
     }
-
-
-@router.get("/")
-def index() -> RedirectResponse:
-    return RedirectResponse("/scans", status_code=303)
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -140,19 +134,33 @@ def requeue_job(request: Request, job_id: str, background: BackgroundTasks) -> H
     return templates.TemplateResponse(request, "_job_row.html", {"job": jobs.to_dict(job)})
 
 
-def _findings_context(asset: str | None) -> dict:
-    return {"findings": secret_store.list_findings(asset=asset or None, limit=200), "asset": asset or None}
+def _findings_context(asset: str | None, status: str | None) -> dict:
+    status = status if status in secret_store.STATUS_FILTERS else "open"  # the work still to do, by default
+    return {
+        "findings": secret_store.list_findings(asset=asset or None, status=status, limit=200),
+        "asset": asset or None,
+        "status": status,
+        "counts": secret_store.counts(asset=asset or None),
+    }
 
 
 @router.get("/secrets", response_class=HTMLResponse)
-def secrets_page(request: Request, asset: str | None = Query(default=None, max_length=255)) -> HTMLResponse:
-    context = _findings_context(asset) | {"health": health(), "assets": secret_store.assets()}
+def secrets_page(
+    request: Request,
+    asset: str | None = Query(default=None, max_length=255),
+    status: str | None = Query(default=None, max_length=20),
+) -> HTMLResponse:
+    context = _findings_context(asset, status) | {"health": health(), "assets": secret_store.assets()}
     return templates.TemplateResponse(request, "secrets.html", context)
 
 
 @router.get("/ui/secrets/rows", response_class=HTMLResponse)
-def finding_rows(request: Request, asset: str | None = Query(default=None, max_length=255)) -> HTMLResponse:
-    return templates.TemplateResponse(request, "_finding_rows.html", _findings_context(asset))
+def finding_rows(
+    request: Request,
+    asset: str | None = Query(default=None, max_length=255),
+    status: str | None = Query(default=None, max_length=20),
+) -> HTMLResponse:
+    return templates.TemplateResponse(request, "_finding_rows.html", _findings_context(asset, status))
 
 
 @router.post("/ui/secrets/scan", response_class=HTMLResponse)
@@ -164,17 +172,6 @@ def scan_url(request: Request, background: BackgroundTasks, url: str = Form(defa
         message = str(exc).removeprefix("invalid arguments for secrets_scan_url: url: ")
         return templates.TemplateResponse(request, "_notice.html", {"error": message}, status_code=422)
     return templates.TemplateResponse(request, "_notice.html", {"job": jobs.to_dict(job)}, status_code=202)
-
-
-@router.post("/ui/secrets/findings/{finding_id}/reveal", response_class=HTMLResponse)
-def reveal_finding(request: Request, finding_id: int) -> HTMLResponse:
-    _require_htmx(request)
-    try:
-        value = secret_store.reveal(finding_id)
-    except secret_store.FindingNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    log.warning("secret finding %s revealed to %s", finding_id, request.client.host if request.client else "?")
-    return HTMLResponse(templates.get_template("_revealed.html").render(value=value))
 
 
 def _scans_context() -> dict:
@@ -196,13 +193,37 @@ def scan_rows(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "_scan_rows.html", _scans_context())
 
 
-@router.get("/scans/{scan_id}", response_class=HTMLResponse)
-def scan_page(request: Request, scan_id: str) -> HTMLResponse:
+SCAN_LOG_LINES = 200  # the log lines a scan page shows (the newest)
+STOP_POLLING = 286  # htmx stops polling an element when its answer has this status
+
+
+def _scan_live_context(scan_id: str, with_result: bool) -> dict:
     if not re.fullmatch(r"[0-9a-f]{32}", scan_id):
         raise HTTPException(404, f"no scan with id {scan_id!r}")
-    return templates.TemplateResponse(
-        request, "scan.html", {"scan": scans.to_dict(scans.get(scan_id)), "health": health()}
-    )
+    scan = scans.to_dict(scans.get(scan_id), with_result=with_result)
+    lines = joblog.tail(scan["job_id"], SCAN_LOG_LINES) if scan["job_id"] else []
+    return {"scan": scan, "log": lines, "active": scan["status"] in scans.ACTIVE}
+
+
+@router.get("/scans/{scan_id}", response_class=HTMLResponse)
+def scan_page(request: Request, scan_id: str) -> HTMLResponse:
+    context = _scan_live_context(scan_id, with_result=True) | {"health": health()}
+    return templates.TemplateResponse(request, "scan.html", context)
+
+
+@router.get("/ui/scans/{scan_id}/live", response_class=HTMLResponse)
+def scan_live(request: Request, scan_id: str) -> HTMLResponse:
+    """State, progress and log of a scan, polled by its page; once the scan is over, the answer also
+    carries the results (swapped out of band) and its status (286) stops the polling."""
+    try:
+        context = _scan_live_context(scan_id, with_result=False)
+    except scans.ScanNotFound:
+        return HTMLResponse('<p class="error">This scan no longer exists.</p>', status_code=STOP_POLLING)
+    if context["active"]:
+        return templates.TemplateResponse(request, "_scan_live.html", context)
+    context["scan"]["result"] = scans.get(scan_id).result
+    final = context | {"final": True, "oob": True}
+    return templates.TemplateResponse(request, "_scan_live.html", final, STOP_POLLING)
 
 
 @router.post("/ui/scans", response_class=HTMLResponse)
@@ -222,6 +243,7 @@ async def start_scan(request: Request, background: BackgroundTasks) -> HTMLRespo
 @router.post("/ui/scans/{scan_id}/cancel", response_class=HTMLResponse)
 def cancel_scan(request: Request, scan_id: str) -> HTMLResponse:
     _require_htmx(request)
+    require_admin(request)
     scan = scans.get(scan_id)
     if scan.job_id:
         dispatch.cancel(scan.job_id)

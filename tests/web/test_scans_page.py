@@ -5,7 +5,7 @@ import pytest
 from tests.conftest import UNREACHABLE_REDIS
 from tests.support.processes import WebServer, app_env, wait_for
 from tests.support.reconlab import ReconLab
-from tests.web.conftest import shot
+from tests.web.conftest import login, shot
 
 pytestmark = pytest.mark.browser
 
@@ -22,8 +22,8 @@ def lab_web(tmp_path):
 def test_start_a_scan_and_read_its_result(lab_web, page):
     lab, web = lab_web
     assert web.post("/api/v1/targets", json=lab.target()).status_code == 201
-    page.goto(web.url + "/")
-    assert page.url.endswith("/scans") and "No scans yet" in page.locator("#scan-rows").inner_text()
+    login(page, web.url, then="/scans")
+    assert "No scans yet" in page.locator("#scan-rows").inner_text()
 
     page.fill("input[name=target]", "10.0.0.0/8")
     page.click(".scan-form button")
@@ -43,4 +43,4 @@ def test_start_a_scan_and_read_its_result(lab_web, page):
     assert "Lab portal" in body and "portal-x9.lab.test" in body and "takeover candidate (Heroku)" in body
     for p in lab.planted:
         assert p.value not in page.content()
-    shot(page, "scan-detail")
+    shot(page, "scan-result")
