@@ -221,7 +221,8 @@ def set_schedule(
             schedule = None
         target = schedules.set_schedule(target_id, schedule)
     except (schedules.ScheduleError, targets.TargetError) as exc:
-        context = _schedules() | {"error": str(exc), "error_target": target_id}
+        submitted = {"mode": mode, "every_minutes": every_minutes, "cron": cron}
+        context = _schedules() | {"error": str(exc), "error_target": target_id, "submitted": submitted}
         return _section(request, "schedules", context, getattr(exc, "status_code", 422))
     audit.record(admin.username, "schedule.set", target.name, client_ip(request), schedule=schedule)
     return _section(request, "schedules", _schedules() | {"done": f"Schedule of {target.name} saved."})
