@@ -48,11 +48,20 @@ class State:
 
     def add_name(self, name: str, source: str) -> bool:
         name = name.lower().rstrip(".")
-        if not self.scope.name_in_scope(name):
+        # Certificates name IP addresses too (IP SANs); those are hosts, not subdomains.
+        if _is_address(name) or not self.scope.name_in_scope(name):
             return False
         new = name not in self.names
         self.names.setdefault(name, set()).add(source)
         return new
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class Progress:
