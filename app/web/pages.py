@@ -27,8 +27,8 @@ router = APIRouter(include_in_schema=False)
 
 
 def _require_htmx(request: Request) -> None:
-    # State-changing UI actions come from htmx, which sends this header; a cross-site
-    # form cannot, so this doubles as CSRF protection until sessions arrive.
+    # These endpoints answer HTML fragments for htmx (which sends this header); scripts use the
+    # JSON API. A cross-site form cannot send it either: one more layer beside the CSRF token.
     if request.headers.get("HX-Request") != "true":
         raise HTTPException(403, "this action must be sent from the AssetMon page")
 
