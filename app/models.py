@@ -185,7 +185,12 @@ class Observation(SQLModel, table=True):
     """What a target's scans have seen of one thing (a name, a port, a service...): its last state and
     how many successful scans in a row have missed it, so one dropped packet does not make it "gone"."""
 
-    __table_args__ = (UniqueConstraint("target_id", "kind", "key", name="uq_observation"),)
+    __table_args__ = (
+        UniqueConstraint("target_id", "kind", "key", name="uq_observation"),
+        # A target's tabs: present rows of one kind, counted and paged by key or by last change.
+        Index("ix_observation_tab_key", "target_id", "kind", "present", "key"),
+        Index("ix_observation_tab_updated", "target_id", "kind", "present", "updated_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     target_id: int = Field(foreign_key="target.id", ondelete="CASCADE")
