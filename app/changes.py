@@ -62,7 +62,9 @@ def observe(document: dict[str, Any]) -> list[Seen]:
             seen.append(Seen("port", f"{host['host']}:{port}", {"host": host["host"], "port": port}))
     for service in document.get("services", []):
         key = service["url"] if service.get("hostname") else f"{service['url']}@{service['host']}"
-        seen.append(Seen("service", key, {f: service.get(f) for f in (*SERVICE_FIELDS, "url", "host", "port")}))
+        seen.append(
+            Seen("service", key, {f: service.get(f) for f in (*SERVICE_FIELDS, "url", "host", "port", "favicon_hash")})
+        )
         tls = service.get("tls")
         if tls and tls.get("fingerprint_sha256"):
             value = {k: tls.get(k) for k in ("fingerprint_sha256", "subject_cn", "issuer", "not_after", "sans")}

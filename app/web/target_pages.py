@@ -20,10 +20,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import FormData
 
-from app import assets, scans, targets
+from app import assets, audit, scans, targets
 from app.models import Target
 from app.scans import ScanError
-from app.web.auth import current_user, require_admin
+from app.web.auth import client_ip, current_user, require_admin
 from app.web.pages import templates
 from app.web.status import health
 
@@ -283,32 +283,35 @@ def targets_page(request: Request) -> HTMLResponse:
 
 @router.post("/ui/targets")
 async def create_target(request: Request) -> Response:
-    require_admin(request)
+    admin = require_admin(request)
     values = _form_values(await request.form())
     target, errors = await run_in_threadpool(_save, values, None)
     if target is None:
         return await run_in_threadpool(_form_answer, request, values, errors, None)
+    await run_in_threadpool(audit.record, admin.username, "target.create", target.name, client_ip(request))
     return _go(request, f"/targets/{target.id}")
 
 
 @router.post("/ui/targets/{target_id}")
 async def update_target(request: Request, target_id: int) -> Response:
-    require_admin(request)
+    admin = require_admin(request)
     target = await run_in_threadpool(_target, target_id)
     values = _form_values(await request.form())
     saved, errors = await run_in_threadpool(_save, values, target_id)
     if saved is None:
         return await run_in_threadpool(_form_answer, request, values, errors, target)
+    await run_in_threadpool(audit.record, admin.username, "target.update", saved.name, client_ip(request))
     return _go(request, f"/targets/{target_id}")
 
 
 @router.post("/ui/targets/{target_id}/delete")
 def delete_target(request: Request, target_id: int) -> Response:
-    require_admin(request)
+    admin = require_admin(request)
     try:
         targets.delete(target_id)
     except targets.TargetNotFound as exc:
         raise HTTPException(404, str(exc)) from None
+    audit.record(admin.username, "target.delete", f"target {target_id}", client_ip(request))
     return _go(request, "/targets")
 
 
