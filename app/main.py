@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -107,6 +107,21 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
+def _page_or_json(request: Request, status: int, detail: str) -> Response:
+    """A person following a link gets a page that says what went wrong; everything else gets JSON."""
+    wants_page = (
+        request.method == "GET"
+        and not request.url.path.startswith("/api/")
+        and request.headers.get("HX-Request") != "true"
+        and "text/html" in request.headers.get("accept", "")
+    )
+    if not wants_page:
+        return _error(status, detail)
+    from app.web.pages import templates
+
+    return templates.TemplateResponse(request, "error.html", {"status": status, "detail": detail}, status_code=status)
+
+
 def _describe(errors: list[dict[str, Any]]) -> str:
     parts = []
     for err in errors:
@@ -132,9 +147,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: InvalidArguments) -> JSONResponse:
         return _error(422, str(exc))
 
-    async def _domain(_: Request, exc: Exception) -> JSONResponse:
+    async def _domain(request: Request, exc: Exception) -> Response:
         # Errors of our domain modules carry the HTTP status that says what went wrong.
-        return _error(exc.status_code, str(exc))
+        return _page_or_json(request, exc.status_code, str(exc))
 
     domain_errors = (AccountError, JobError, ScanError, ScheduleError, TargetError, ChannelError)
     domain_errors += (FindingNotFound, TriageError, BadStatusFilter)
@@ -146,13 +161,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(503, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return _page_or_json(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "internal error; the server log has the details")
+        return _page_or_json(request, 500, "internal error; the server log has the details")
 
 
 def _configure_logging() -> None:

@@ -229,3 +229,13 @@ def test_last_admin_cannot_be_removed(fallback_web):
     assert fallback_web.patch("/api/v1/users/admin", json={"role": "viewer"}).status_code == 409
     bad = fallback_web.post("/api/v1/users", json={"username": "<script>", "password": "long-enough-pw"})
     assert bad.status_code == 422 and "user name" in bad.json()["detail"]
+
+
+def test_errors_are_pages_for_people_and_json_for_programs(fallback_web):
+    client = sign_in(fallback_web)
+    page = client.get("/targets/999", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "text/html" in page.headers["content-type"]
+    assert "Not found" in page.text and "no target" in page.text.lower() and "Traceback" not in page.text
+    assert "Content-Security-Policy" in page.headers
+    api = client.get("/api/v1/targets/999")
+    assert api.status_code == 404 and "target" in api.json()["detail"]

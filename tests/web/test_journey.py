@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import UNREACHABLE_REDIS
 from tests.support.hostile import PAYLOADS, hostile_site
-from tests.support.processes import WebServer, Worker, app_env, wait_for
+from tests.support.processes import WebServer, Worker, app_env
 from tests.support.reconlab import ReconLab
 from tests.web.conftest import login, shot
 
@@ -36,6 +36,7 @@ def stack(request, tmp_path, redis_server):
         resolvers=lab.dns.address,
         ct_url=f"{lab.ct.url}/ct?q=%25.{{domain}}",
         http_verify_tls="false",
+        gone_after_missing_runs="1",
     )
     worker = Worker(env).start() if mode == "celery" else None
     web = WebServer(env).start()
@@ -122,11 +123,18 @@ def test_sign_in_scan_reveal_cancel_and_see_events(stack, page):
     page.wait_for_selector("tr.job[data-status=cancelled]", timeout=30_000)
     shot(page, f"{mode}-jobs")
 
-    # The events the scan produced, on the Timeline.
+    # Something changes: the hostile service goes away. The next scan says so on the Timeline.
+    evil.stop()
+    page.goto(base + target_url)
+    page.click("text=Scan now")
+    page.click("#target-notice a")
+    page.wait_for_selector(".scan-status[data-status=succeeded]", timeout=120_000)
     page.goto(base + "/events")
-    wait_for(lambda: "portal-x9.lab.test" in page.locator("main").inner_text() or page.reload(), 30, what="events")
+    page.wait_for_selector("main table :text('scan.baseline')")
+    page.wait_for_selector("main table :text('port.closed')")
+    assert f"Port {evil_port} closed on 127.0.0.16" in page.locator("main table.events").inner_text()
     shot(page, f"{mode}-timeline")
 
-    # Settings (viewer-proof forms are tested in test_access.py): add a channel and send a test.
+    # Settings (its forms are driven in test_settings_page.py).
     page.goto(base + "/settings")
     shot(page, f"{mode}-settings")
