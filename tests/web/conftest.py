@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ADMIN_PASSWORD, ADMIN_USER, ROOT
+from tests.conftest import UNREACHABLE_REDIS
+from tests.support.processes import ADMIN_PASSWORD, ADMIN_USER, ROOT, WebServer, app_env
+from tests.support.reconlab import ReconLab
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -20,6 +22,16 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+@pytest.fixture
+def lab_web(tmp_path):
+    """The recon lab (loopback DNS, CT and web servers) and a fallback-mode web server that uses it."""
+    lab = ReconLab(tmp_path / "words.txt")
+    web = WebServer(app_env(tmp_path / "data", UNREACHABLE_REDIS, **lab.env())).start()
+    yield lab, web
+    web.stop()
+    lab.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,10 @@ import re
 
 import pytest
 
-from tests.conftest import UNREACHABLE_REDIS
-from tests.support.processes import WebServer, app_env, wait_for
-from tests.support.reconlab import ReconLab
+from tests.support.processes import WebServer, wait_for
 from tests.web.conftest import login, shot
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def lab_web(tmp_path):
-    lab = ReconLab(tmp_path / "words.txt")
-    web = WebServer(app_env(tmp_path / "data", UNREACHABLE_REDIS, **lab.env())).start()
-    yield lab, web
-    web.stop()
-    lab.stop()
 
 
 def log_lines(fragment: str) -> list[tuple[str, str]]:

@@ -2,21 +2,10 @@
 
 import pytest
 
-from tests.conftest import UNREACHABLE_REDIS
-from tests.support.processes import WebServer, app_env, wait_for
-from tests.support.reconlab import ReconLab
+from tests.support.processes import wait_for
 from tests.web.conftest import login, shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def lab_web(tmp_path):
-    lab = ReconLab(tmp_path / "words.txt")
-    web = WebServer(app_env(tmp_path / "data", UNREACHABLE_REDIS, **lab.env())).start()
-    yield lab, web
-    web.stop()
-    lab.stop()
 
 
 def test_start_a_scan_and_read_its_result(lab_web, page):
