@@ -143,6 +143,10 @@ def _forbidden(detail: str) -> JSONResponse:
 
 async def authenticate(request: Request, call_next) -> Response:
     path = request.url.path
+    if request.method in ("GET", "HEAD") and (path == "/healthz" or path.startswith(OPEN_PREFIXES)):
+        # Liveness probes and static files need no user: no session lookup on those hot paths.
+        request.state.user = request.state.csrf = None
+        return await call_next(request)
     principal, csrf, bearer_offered = await run_in_threadpool(_resolve, request)
     request.state.user = principal
     request.state.csrf = csrf
