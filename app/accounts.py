@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -27,6 +28,15 @@ USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 ROLES = tuple(r.value for r in Role)
+
+# Session cookies and API tokens are random and long: a plain SHA-256 is what is stored of them.
+# Their "last seen" time is written at most this often, so reading a page is not a database write.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
 
 _hasher = PasswordHasher()
 # Verified when the user name is unknown, so a wrong name costs as much time as a wrong password.

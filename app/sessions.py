@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -10,24 +9,18 @@ from datetime import timedelta
 from sqlalchemy import delete, func
 from sqlmodel import col, select
 
-from app.accounts import Account
+from app.accounts import TOUCH_EVERY, Account, token_digest
 from app.db import session_scope
 from app.models import User, UserSession, aware, utcnow
 from app.settings import get_settings
 
 COOKIE = "assetmon_session"
-# Writing last_seen_at on every request would make each page view a database write.
-TOUCH_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
 class Signed:
     account: Account
     csrf: str
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create(account: Account, ip: str = "", user_agent: str = "") -> str:
@@ -37,7 +30,7 @@ def create(account: Account, ip: str = "", user_agent: str = "") -> str:
     with session_scope() as session:
         session.add(
             UserSession(
-                id=_digest(token),
+                id=token_digest(token),
                 user_id=account.id,
                 csrf_token=secrets.token_urlsafe(32),
                 ip=ip[:64],
@@ -55,7 +48,7 @@ def lookup(token: str | None) -> Signed | None:
         return None
     now = utcnow()
     with session_scope() as session:
-        row = session.get(UserSession, _digest(token))
+        row = session.get(UserSession, token_digest(token))
         if row is None:
             return None
         if aware(row.expires_at) <= now:
@@ -73,7 +66,7 @@ def lookup(token: str | None) -> Signed | None:
 def revoke(token: str | None) -> None:
     if token:
         with session_scope() as session:
-            session.exec(delete(UserSession).where(UserSession.id == _digest(token)))
+            session.exec(delete(UserSession).where(UserSession.id == token_digest(token)))
 
 
 def revoke_user(username: str) -> int:

@@ -5,29 +5,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select
 
-from app.accounts import AccountError, check_role
+from app.accounts import TOUCH_EVERY, AccountError, check_role, token_digest
 from app.db import session_scope
 from app.models import ApiToken, Role, User, aware, iso, utcnow
 from app.settings import get_settings
 
 PREFIX = "am_"
-TOUCH_EVERY = timedelta(minutes=1)
 
 
 class TokenNotFound(AccountError):
     status_code = 404
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create(name: str, role: str = Role.viewer.value, user_id: int | None = None) -> tuple[dict[str, Any], str]:
@@ -38,7 +31,7 @@ def create(name: str, role: str = Role.viewer.value, user_id: int | None = None)
     role = check_role(role)
     token = PREFIX + secrets.token_urlsafe(32)
     with session_scope() as session:
-        row = ApiToken(name=name, token_hash=_digest(token), prefix=token[:10], role=role, user_id=user_id)
+        row = ApiToken(name=name, token_hash=token_digest(token), prefix=token[:10], role=role, user_id=user_id)
         session.add(row)
         session.flush()
         return _describe(row, None), token
@@ -83,7 +76,7 @@ def lookup(token: str) -> tuple[str, str] | None:
         return "API_TOKEN", Role.admin.value
     now = utcnow()
     with session_scope() as session:
-        row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(token))).first()
+        row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_digest(token))).first()
         if row is None or row.revoked_at is not None:
             return None
         if row.last_used_at is None or now - aware(row.last_used_at) > TOUCH_EVERY:
