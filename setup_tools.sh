@@ -23,7 +23,8 @@ for arg in "$@"; do
 done
 
 RUNTIME_PACKAGES=(redis-server)
-TEST_PACKAGES=(chromium)
+# The suite also runs against a real PostgreSQL server (started by the fixtures in a temp dir).
+TEST_PACKAGES=(chromium postgresql)
 # The secret-scanning tests fetch real JavaScript bundles with `npm pack`; any npm will do
 # (a NodeSource nodejs ships its own, which Debian's npm package would conflict with).
 command -v npm >/dev/null || TEST_PACKAGES+=(npm)

@@ -1,7 +1,8 @@
 """Database engine, sessions and migrations.
 
-SQLite runs in WAL mode with a busy timeout so that the web process, the Celery
-worker and fallback processes can write to it at the same time.
+SQLite (the default) runs in WAL mode with a busy timeout so that the web process, the Celery
+worker and fallback processes can write to it at the same time. PostgreSQL (DATABASE_URL,
+psycopg 3) serves several hosts; both use the same Alembic migrations.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def _engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # Times are stored as UTC whatever the server's own time zone is.
+    connect_args = {"options": "-c timezone=UTC"} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
 def get_engine() -> Engine:

@@ -9,10 +9,50 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import RedisServer, WebServer, Worker, app_env
+from tests.support import processes
+from tests.support.processes import RedisServer, WebServer, Worker, app_env, test_database_url
 from tests.support.weblab import LabServer, Planted, build_js_site
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # a privileged port nothing listens on: refused at once
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default=os.environ.get("ASSETMON_TEST_DB", "sqlite"),
+        help="database the AssetMon processes under test use (default: sqlite; env ASSETMON_TEST_DB)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--db") == "sqlite":
+        return
+    skip = pytest.mark.skip(reason="about SQLite itself (this run uses PostgreSQL)")
+    for item in items:
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(skip)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"assetmon database: {config.getoption('--db')}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """With --db postgres, a real PostgreSQL server for this session; every data dir gets its own database."""
+    if request.config.getoption("--db") != "postgres":
+        yield "sqlite"
+        return
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    processes.POSTGRES = server
+    try:
+        yield "postgres"
+    finally:
+        processes.POSTGRES = None
+        server.destroy()
 
 
 def _reset_caches() -> None:
@@ -34,6 +74,8 @@ def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("REDIS_URL", UNREACHABLE_REDIS)
     monkeypatch.setenv("JOB_STALE_SECONDS", "4")
+    if database_url := test_database_url(tmp_path / "data"):
+        monkeypatch.setenv("DATABASE_URL", database_url)
     _reset_caches()
     from app.db import ensure_migrated
 

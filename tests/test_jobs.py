@@ -17,6 +17,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode(settings_env):
     with get_engine().connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

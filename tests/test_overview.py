@@ -112,6 +112,8 @@ def test_counts_at_scale_come_from_an_index_not_from_rows(settings_env):
         connection.execute(insert(Observation.__table__), rows)
     counts = overview.counts()
     assert (counts["subdomains"], counts["ports"], counts["services"]) == (9_000, 50_000, 0)
+    if get_engine().dialect.name != "sqlite":
+        return  # the query plan below is SQLite's; PostgreSQL picks its plan from its own statistics
     with get_engine().connect() as connection:
         plan = connection.execute(
             text(

@@ -99,7 +99,9 @@ def _insert_ignore(session, channel_id: int, event_id: int, now: datetime) -> in
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        return session.exec(dialect_insert(Delivery).values(**row).on_conflict_do_nothing()).rowcount
+        # RETURNING counts the row actually inserted (psycopg reports no rowcount for an INSERT here).
+        statement = dialect_insert(Delivery).values(**row).on_conflict_do_nothing().returning(Delivery.id)
+        return len(session.exec(statement).all())
     try:
         with session.begin_nested():
             session.exec(insert(Delivery).values(**row))

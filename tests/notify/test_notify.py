@@ -297,6 +297,20 @@ def test_delivery_stuck_in_sending_is_taken_back(notify_env, receiver: Receiver)
     assert len(receiver.posts()) == 1
 
 
+def _write_lock(data_dir):
+    """A connection holding the database's write lock (readers go on) until it rolls back."""
+    url = get_settings().db_url
+    if url.startswith("postgresql"):
+        import psycopg
+
+        conn = psycopg.connect(url.replace("+psycopg", ""))
+        conn.execute("LOCK TABLE delivery IN EXCLUSIVE MODE")
+        return conn
+    conn = sqlite3.connect(data_dir / "assetmon.db")
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
 def test_concurrent_ticks_never_send_twice(notify_env, receiver: Receiver) -> None:
     channels.create({"kind": "webhook", "url": f"{receiver.url}/hook"})
     event_ids = [add_event(summary=f"port {i} opened") for i in range(40)]
@@ -305,8 +319,7 @@ def test_concurrent_ticks_never_send_twice(notify_env, receiver: Receiver) -> No
     # Hold the database's write lock so that every tick selects the same 40 due rows and then queues up
     # at its claim; when the lock goes, only the conditional UPDATE decides who sends what. (If a tick
     # were slower to start, it would simply find nothing due: the assertions hold either way.)
-    blocker = sqlite3.connect(notify_env / "assetmon.db", isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    blocker = _write_lock(notify_env)
     barrier = threading.Barrier(4)
     results: list[dict[str, int]] = []
 
@@ -319,7 +332,7 @@ def test_concurrent_ticks_never_send_twice(notify_env, receiver: Receiver) -> No
         thread.start()
     barrier.wait()
     time.sleep(0.5)
-    blocker.execute("ROLLBACK")
+    blocker.rollback()
     blocker.close()
     for thread in threads:
         thread.join(60)

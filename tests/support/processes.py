@@ -148,8 +148,20 @@ def app_env(data_dir: Path, redis_url: str, **extra: Any) -> dict[str, str]:
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
     )
+    database_url = test_database_url(data_dir)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     env.update({k.upper(): str(v) for k, v in extra.items()})
     return env
+
+
+# The PostgreSQL server of this test session when the suite runs with `--db postgres` (see conftest).
+POSTGRES: Any = None
+
+
+def test_database_url(data_dir: Path) -> str:
+    """DATABASE_URL for the processes of a data dir: "" (SQLite in the data dir) or its own PostgreSQL database."""
+    return POSTGRES.database_for(str(Path(data_dir).resolve())) if POSTGRES is not None else ""
 
 
 class Worker:
