@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery, signals
 from kombu import Queue
 
@@ -11,7 +13,7 @@ from app.settings import get_settings
 settings = get_settings()
 
 celery_app = Celery(
-    "assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["app.tasks", "app.ticks"]
+    "assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["app.tasks", "app.ticks", "app.chunks"]
 )
 
 _socket_options = {"socket_connect_timeout": 2, "socket_timeout": 10, "retry_on_timeout": False}
@@ -58,6 +60,13 @@ celery_app.conf.update(
         },
     },
 )
+
+
+@signals.celeryd_init.connect
+def _remember_node_name(sender: str | None = None, **_: object) -> None:
+    # The node name (`w1@host`, from --hostname) names who ran what, e.g. which worker ran a scan's slice.
+    if sender:
+        os.environ["ASSETMON_NODE"] = str(sender)
 
 
 @signals.worker_init.connect

@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 
 from app import joblog
@@ -206,7 +206,18 @@ def finish(
     conditions = [col(Job.status).not_in([s.value for s in FINISHED_STATES])]
     if runner is not None:
         conditions.append(Job.runner == runner)
-    return _update(job_id, values, *conditions, line=_outcome_line(status, values["message"], values["error"]))
+    finished = _update(job_id, values, *conditions, line=_outcome_line(status, values["message"], values["error"]))
+    if finished:
+        _drop_slices(job_id)
+    return finished
+
+
+def _drop_slices(job_id: str) -> None:
+    """A finished job's scan slices are of no more use (a re-run writes its own)."""
+    from app.models import ScanChunk
+
+    with session_scope() as session:
+        session.exec(delete(ScanChunk).where(ScanChunk.job_id == job_id))
 
 
 _OUTCOME_LEVELS = {"succeeded": "info", "failed": "error", "cancelled": "warning"}

@@ -346,3 +346,29 @@ class SecretTriage(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
     actor: str = Field(default="", max_length=100)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ScanChunk(SQLModel, table=True):
+    """One slice of a big scan stage (e.g. some hosts x a port range), run by whichever worker claims it.
+
+    The job that owns the scan writes the slices, any worker may run one, and the owner merges the
+    results once all are done. A slice whose runner stops heartbeating is taken over by another.
+    """
+
+    __tablename__ = "scan_chunk"
+    __table_args__ = (UniqueConstraint("job_id", "stage", "index", name="uq_scan_chunk_job_stage_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=32, index=True)
+    stage: str = Field(max_length=20)
+    index: int
+    digest: str = Field(max_length=64)  # of the payload: a retried job reuses only slices of the same work
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    size: int = 0  # probes in the slice (for progress)
+    status: str = Field(default="pending", max_length=20)  # pending | running | done
+    runner: str | None = Field(default=None, max_length=200)
+    attempts: int = 0
+    result: Any | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None

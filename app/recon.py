@@ -254,6 +254,7 @@ class Pipeline:
             )
 
     async def ports(self) -> None:
+        from app import chunks
         from app.scanners import ports
 
         spec = self.options.get("ports") or self.settings.default_ports
@@ -266,7 +267,10 @@ class Pipeline:
         current_job().progress(None, f"Scanning {len(wanted):,} ports on {len(hosts):,} hosts")
         self._log(f"Scanning {len(wanted):,} ports on {len(hosts):,} hosts")
         if hosts:
-            self.state.open_ports = await ports.scan(hosts, wanted, progress=report)
+            # A big scan is cut into slices that every worker on the scan's queue can run (app.chunks).
+            slices = chunks.port_slices(hosts, wanted, self.settings.scan_chunk_probes)
+            found = chunks.merge_ports(await chunks.run_all("ports", slices, progress=report))
+            self.state.open_ports = {host: found.get(host, []) for host in hosts}
 
     def _http_ports(self) -> list[int]:
         configured = self.options.get("http_ports") or _settings_ports(self.settings.http_ports)

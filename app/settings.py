@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     port_retries: int = Field(default=1, ge=0, le=5, description="Extra tries for a port that timed out.")
     port_rate_per_host: int = Field(default=0, ge=0, description="Connection attempts per second per host; 0: no cap.")
     port_rate_global: int = Field(default=0, ge=0, description="Connection attempts per second in total; 0: no cap.")
+    scan_chunk_probes: int = Field(
+        default=50_000, ge=100, le=10_000_000, description="Probes (host x port) per slice of a scan shared by workers."
+    )
     default_ports: str = Field(default="top100", description="Port spec used when a scan names none.")
 
     # HTTP probing
@@ -155,6 +158,22 @@ class Settings(BaseSettings):
         if "{domain}" not in value or urlsplit(value).scheme not in ("http", "https"):
             raise ValueError("CT_URL must be an http(s) URL containing {domain}")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        value = value.strip()
+        scheme, sep, rest = value.partition("://")
+        if not value:
+            return value
+        if not sep:
+            raise ValueError("DATABASE_URL must look like postgresql://user:password@host:5432/assetmon or sqlite:///path")
+        # PostgreSQL goes through psycopg 3 whichever way the URL names it.
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+            return f"postgresql+psycopg://{rest}"
+        if scheme == "sqlite":
+            return value
+        raise ValueError(f"DATABASE_URL: unsupported database '{scheme}' (use postgresql:// or sqlite:///)")
 
     @field_validator("redis_url")
     @classmethod

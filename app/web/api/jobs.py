@@ -1,4 +1,4 @@
-"""JSON API for jobs: trigger, inspect, list, cancel, requeue, queue counts."""
+"""JSON API for jobs: trigger, inspect, list, log, cancel, requeue, queue counts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from app import broker, dispatch, jobs, registry
+from app import broker, dispatch, joblog, jobs, registry
 from app.models import JobStatus
 from app.registry import QUEUES
 
@@ -82,6 +82,17 @@ def list_jobs(
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str) -> dict[str, Any]:
     return jobs.to_dict(jobs.get_job(checked_job_id(job_id)))
+
+
+@router.get("/jobs/{job_id}/log")
+def get_log(
+    job_id: str,
+    after: Annotated[int, Query(ge=0, description="only lines after this line id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """The job's log lines (stages, totals, warnings, which worker ran what), oldest first."""
+    job = jobs.get_job(checked_job_id(job_id))
+    return {"job_id": job.id, "lines": joblog.lines(job.id, after_id=after, limit=limit)}
 
 
 @router.post("/jobs/{job_id}/cancel")
