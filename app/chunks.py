@@ -214,9 +214,7 @@ def claim(job_id: str, name: str, runner: str, stale_after: float, chunk_id: int
 
 def _states(job_id: str, name: str) -> dict[str, int]:
     with session_scope() as session:
-        rows = session.exec(
-            select(ScanChunk.status).where(ScanChunk.job_id == job_id, ScanChunk.stage == name)
-        ).all()
+        rows = session.exec(select(ScanChunk.status).where(ScanChunk.job_id == job_id, ScanChunk.stage == name)).all()
     return dict(Counter(rows))
 
 

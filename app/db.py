@@ -36,6 +36,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_without_nul(item) for item in value)
+    return value
+
+
+def _strip_nul(_conn, _cursor, statement, parameters, _context, _executemany):
+    # PostgreSQL text cannot hold NUL characters, and scanned content (titles, scripts, certificates)
+    # is hostile: a NUL must not fail the scan that stores it, so it is dropped on the way in.
+    return statement, _without_nul(parameters)
+
+
 @lru_cache(maxsize=4)
 def _engine_for(url: str) -> Engine:
     parsed = make_url(url)
@@ -47,7 +63,10 @@ def _engine_for(url: str) -> Engine:
         return engine
     # Times are stored as UTC whatever the server's own time zone is.
     connect_args = {"options": "-c timezone=UTC"} if parsed.get_backend_name() == "postgresql" else {}
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "before_cursor_execute", _strip_nul, retval=True)
+    return engine
 
 
 def get_engine() -> Engine:

@@ -64,7 +64,8 @@ def _insert_if(session: Session, job_id: str, message: str, level: str, conditio
         literal(message, type_=table.c.message.type),
     ]
     statement = insert(table).from_select(["job_id", "at", "level", "message"], select(*values).where(condition))
-    return session.execute(statement).rowcount == 1
+    # RETURNING tells whether the row went in on every database (psycopg reports no rowcount for INSERT here).
+    return session.execute(statement.returning(table.c.id)).first() is not None
 
 
 def lines(job_id: str, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
