@@ -75,41 +75,54 @@ def stop(proc: subprocess.Popen | None, timeout: float = 15) -> None:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    """redis-server on 127.0.0.1; with `password` it requires AUTH, with `tls` (cert, key, CA files) it
+    speaks only TLS (as a Redis shared by several hosts should)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        password: str | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed; run ./setup_tools.sh")
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.password, self.tls = password, tls
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={self.tls[2]}"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        self.proc = spawn(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            self.workdir / "redis.log",
-        )
+        cmd = ["redis-server", "--bind", "127.0.0.1", "--dir", str(self.workdir), "--save", "", "--appendonly", "no"]
+        cmd += ["--protected-mode", "yes"]
+        if self.tls:
+            cert, key, ca = self.tls
+            cmd += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert)]
+            cmd += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
+        else:
+            cmd += ["--port", str(self.port)]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        self.proc = spawn(cmd, self.workdir / "redis.log")
         wait_for(self.ping, 10, what=f"redis-server on port {self.port}")
         return self
 
     def ping(self) -> bool:
+        if self.password or self.tls:
+            import redis
+
+            try:
+                return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
+            except redis.RedisError:
+                return False
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
