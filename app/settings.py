@@ -7,6 +7,7 @@ so the start scripts use exactly the defaults the Python code uses.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from functools import lru_cache
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     # Celery worker
     worker_concurrency: int = Field(default=SPARE_CPUS, ge=1, le=64)
     worker_queues: str = "default,scans,secrets"
+    worker_name: str = Field(default="assetmon", description="Celery node name (NAME@host); unique per host.")
     worker_nice: int = Field(default=10, ge=0, le=19, description="Workers run at lower CPU priority than the web UI.")
     job_soft_time_limit: int = Field(default=3600, ge=1)
     job_time_limit: int = Field(default=3900, ge=1)
@@ -175,6 +177,25 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"DATABASE_URL: unsupported database '{scheme}' (use postgresql:// or sqlite:///)")
 
+    @field_validator("worker_queues")
+    @classmethod
+    def _known_queues(cls, value: str) -> str:
+        from app.registry import QUEUES
+
+        names = [q.strip() for q in value.split(",") if q.strip()]
+        unknown = [q for q in names if q not in QUEUES]
+        if not names or unknown:
+            wrong = f"unknown queue(s) {', '.join(unknown)}; " if unknown else ""
+            raise ValueError(f"{wrong}WORKER_QUEUES is a comma-separated list of {', '.join(QUEUES)}")
+        return ",".join(names)
+
+    @field_validator("worker_name")
+    @classmethod
+    def _node_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}(@[A-Za-z0-9_.%-]{1,200})?", value):
+            raise ValueError("WORKER_NAME is a name such as w1 or w1@host (letters, digits, . _ -)")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
@@ -261,6 +282,7 @@ def _shell_exports(settings: Settings) -> str:
         "START_REDIS": "1" if settings.start_redis else "0",
         "WORKER_CONCURRENCY": str(settings.worker_concurrency),
         "WORKER_QUEUES": settings.worker_queues,
+        "WORKER_NAME": settings.worker_name,
         "WORKER_NICE": str(settings.worker_nice),
         "WORKER_SHUTDOWN_TIMEOUT": str(settings.worker_shutdown_timeout),
     }
