@@ -7,10 +7,12 @@ import os
 from celery import Celery, signals
 from kombu import Queue
 
+from app import celery_patches
 from app.registry import QUEUES
 from app.settings import get_settings
 
 settings = get_settings()
+celery_patches.apply()  # a Redis restart during a job must not stop the worker (see app/celery_patches.py)
 
 celery_app = Celery(
     "assetmon", broker=settings.redis_url, backend=settings.redis_url, include=["app.tasks", "app.ticks", "app.chunks"]

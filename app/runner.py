@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from app import jobs, registry
+from app import diskspace, jobs, registry
 from app.context import JobCancelled, JobContext, TransientError, activate, deactivate
 from app.models import JobStatus
 from app.settings import get_settings
@@ -47,6 +47,18 @@ def _is_soft_time_limit(exc: BaseException) -> bool:
     return type(exc).__name__ == "SoftTimeLimitExceeded"
 
 
+def _finish(job_id: str, status: JobStatus, **values: Any) -> bool:
+    """jobs.finish, even on a full disk: recording the outcome needs a little space, so when the write fails for
+    want of it the reserve (app/diskspace.py) is given up and the write tried once more. Without this the job
+    would stay `running`, with no reason, until someone freed space (only then would the reaper settle it)."""
+    try:
+        return jobs.finish(job_id, status, **values)
+    except Exception as exc:
+        if not diskspace.is_full(exc) or not diskspace.release_reserve():
+            raise
+        return jobs.finish(job_id, status, **values)
+
+
 def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | None = None) -> str | None:
     """Run the job if it is ours to run. Returns its final status, or None when skipped."""
     settings = get_settings()
@@ -58,7 +70,7 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
     try:
         spec = registry.get(job.name)
     except registry.UnknownTask as exc:
-        jobs.finish(job_id, JobStatus.failed, error=str(exc), runner=runner)
+        _finish(job_id, JobStatus.failed, error=str(exc), runner=runner)
         return JobStatus.failed.value
 
     limit = spec.time_limit or settings.job_soft_time_limit
@@ -71,30 +83,33 @@ def run_job(job_id: str, *, mode: str, worker: str | None = None, reason: str | 
             result = spec.func(**job.kwargs)
         final = JobStatus.succeeded
         # A job's last progress message ("12 files scanned, 3 secrets found") says more than "done".
-        jobs.finish(job_id, final, result=result, message=context.last_message, runner=runner)
+        _finish(job_id, final, result=result, message=context.last_message, runner=runner)
     except TransientError as exc:
         if job.retries >= spec.retries:
             final = JobStatus.failed
             error = f"{exc} (gave up after {job.retries} retries)" if spec.retries else str(exc)
-            jobs.finish(job_id, final, error=f"transient error: {error}", runner=runner)
+            _finish(job_id, final, error=f"transient error: {error}", runner=runner)
         else:
             deactivate(token)
             token = None
             return _retry(job, spec, runner, exc, mode=mode, worker=worker, reason=reason)
     except JobCancelled:
         final = JobStatus.cancelled
-        jobs.finish(job_id, final, message="cancelled on request", runner=runner)
+        _finish(job_id, final, message="cancelled on request", runner=runner)
     except TimeoutError as exc:
         final = JobStatus.failed
-        jobs.finish(job_id, final, error=f"time limit exceeded: {exc}", runner=runner)
+        _finish(job_id, final, error=f"time limit exceeded: {exc}", runner=runner)
     except Exception as exc:
         final = JobStatus.failed
         if _is_soft_time_limit(exc):
             error = f"time limit exceeded ({settings.job_soft_time_limit} s)"
+        elif diskspace.is_full(exc):  # a reason people understand, not SQLAlchemy's text
+            error = diskspace.message()
+            log.error("job %s (%s) failed: %s", job_id, job.name, exc)
         else:
             error = f"{type(exc).__name__}: {exc}"
             log.exception("job %s (%s) failed", job_id, job.name)
-        jobs.finish(job_id, final, error=error, runner=runner)
+        _finish(job_id, final, error=error, runner=runner)
     finally:
         if token is not None:
             deactivate(token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app import __version__, broker
+from app import __version__, broker, diskspace
 from app.db import check_db
 
 
@@ -20,6 +20,9 @@ def health(max_age: float | None = None) -> dict[str, Any]:
     }
     if status.mode == "fallback":
         body["reason"] = f"{status.reason}; jobs run inside the web process"
-    if body["db"] != "ok":
+    body["disk"] = "full" if diskspace.full() else "ok"
+    if body["disk"] != "ok":  # writes fail: jobs, scans and settings cannot be saved
+        body["reason"] = "; ".join(filter(None, [body.get("reason"), diskspace.message()]))
+    if body["db"] != "ok" or body["disk"] != "ok":
         body["status"] = "degraded"
     return body
