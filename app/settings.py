@@ -169,7 +169,9 @@ class Settings(BaseSettings):
         if not value:
             return value
         if not sep:
-            raise ValueError("DATABASE_URL must look like postgresql://user:password@host:5432/assetmon or sqlite:///path")
+            raise ValueError(
+                "DATABASE_URL must look like postgresql://user:password@host:5432/assetmon or sqlite:///path"
+            )
         # PostgreSQL goes through psycopg 3 whichever way the URL names it.
         if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
             return f"postgresql+psycopg://{rest}"

@@ -86,7 +86,9 @@ class PostgresServer:
                 "-c timezone=UTC",
             ]
         )
-        done = self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+        done = self._run(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start"
+        )
         if done.returncode:
             raise RuntimeError(f"PostgreSQL did not start: {done.stderr or done.stdout}\n{self.tail_log()}")
         wait_for(self.ping, 30, what=f"PostgreSQL on port {self.port}")
