@@ -12,9 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import __version__, accounts, broker, fallback, recovery, sessions
+from app import __version__, accounts, broker, diskspace, fallback, recovery, sessions
 from app.accounts import AccountError
 from app.db import DatabaseError, ensure_migrated
 from app.jobs import JobError
@@ -37,6 +38,7 @@ async def _reaper_loop(interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
+            await run_in_threadpool(diskspace.ensure_reserve)  # back once there is room again
             counts = await run_in_threadpool(recovery.reap)
             if any(counts.values()):
                 log.warning("reaper: %s", counts)
@@ -78,6 +80,7 @@ def _first_run(settings) -> None:
 async def lifespan(app: FastAPI):
     settings = get_settings()
     await run_in_threadpool(ensure_migrated)
+    await run_in_threadpool(diskspace.ensure_reserve)  # room to record a failure should the disk fill up
     await run_in_threadpool(_first_run, settings)
     fallback.install(asyncio.get_running_loop())
     # A first probe before serving, so the very first request already reports the right mode.
@@ -166,8 +169,49 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if diskspace.is_full(exc):  # 507 Insufficient Storage, and what to do about it
+            log.error("%s %s: %s", request.method, request.url.path, exc)
+            return _page_or_json(request, 507, diskspace.message().replace("run it again", "try again"))
+        if isinstance(exc, OperationalError):  # the database is down or busy: temporary, and not our bug
+            log.error("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+            return _page_or_json(request, 503, "the database is unavailable right now; try again in a moment")
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _page_or_json(request, 500, "internal error; the server log has the details")
+
+
+# What every 422 (and every other error) answers, as install_error_handlers writes it. The OpenAPI schema
+# says so instead of FastAPI's default (a list of pydantic errors under "detail"), so clients can rely on it.
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string", "description": "What is wrong, in words"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        if fresh and "HTTPValidationError" in schema.get("components", {}).get("schemas", {}):
+            schema["components"]["schemas"]["HTTPValidationError"] = ERROR_SCHEMA
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _configure_logging() -> None:
@@ -198,6 +242,7 @@ def create_app() -> FastAPI:
     _configure_logging()
     app = FastAPI(title="AssetMon", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
+    _document_errors(app)
     # Added first, so it runs inside security_headers: refusals get the headers too.
     app.middleware("http")(auth.authenticate)
     app.middleware("http")(security_headers)

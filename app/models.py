@@ -9,6 +9,10 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+# Integer ids are 32-bit in PostgreSQL (64-bit in SQLite): a bigger number names no row, and the database
+# refuses to even compare a column with it, so callers bound ids before they reach a query.
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

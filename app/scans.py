@@ -78,7 +78,11 @@ def check_options(options: Any) -> dict[str, Any]:
         from urllib.parse import urlsplit
 
         url = options["ct_url"]
-        if not isinstance(url, str) or "{domain}" not in url or urlsplit(url).scheme not in ("http", "https"):
+        try:
+            scheme = urlsplit(url).scheme if isinstance(url, str) and url.isprintable() else ""
+        except ValueError:  # e.g. an unclosed [ in the host
+            scheme = ""
+        if "{domain}" not in str(url) or scheme not in ("http", "https"):
             raise ScanError("'ct_url' must be an http(s) URL template containing {domain}")
         clean["ct_url"] = url
     if options.get("ports") is not None:

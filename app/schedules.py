@@ -21,6 +21,8 @@ from app.models import Target, aware, iso, utcnow
 
 log = logging.getLogger("assetmon.schedules")
 
+MAX_EVERY_SECONDS = 366 * 86400  # a year: a longer interval is no monitoring, and far dates overflow
+
 
 class ScheduleError(ValueError):
     status_code = 422
@@ -42,14 +44,19 @@ def check(schedule: Any, min_seconds: int | None = None) -> dict[str, Any] | Non
             raise ScheduleError("every_seconds must be a whole number of seconds")
         if every < min_seconds:
             raise ScheduleError(f"every_seconds must be at least {min_seconds} (MIN_SCHEDULE_SECONDS)")
+        if every > MAX_EVERY_SECONDS:
+            raise ScheduleError(f"every_seconds must be at most {MAX_EVERY_SECONDS} (a year)")
         return {"every_seconds": every}
     expression = schedule["cron"]
     from croniter import croniter
 
     if not isinstance(expression, str) or not croniter.is_valid(expression) or len(expression.split()) != 5:
         raise ScheduleError(f"{expression!r} is not a cron expression (five fields: minute hour day month weekday)")
-    times = croniter(expression, datetime(2026, 1, 1, tzinfo=UTC))
-    fires = [times.get_next(datetime) for _ in range(50)]
+    try:
+        times = croniter(expression, datetime(2026, 1, 1, tzinfo=UTC))
+        fires = [times.get_next(datetime) for _ in range(50)]
+    except (ValueError, OverflowError):  # croniter's errors are ValueErrors: e.g. "0 0 30 2 *" has no date
+        raise ScheduleError(f"{expression!r} never fires (no date matches it)") from None
     shortest = min((b - a).total_seconds() for a, b in zip(fires, fires[1:], strict=False))
     if shortest < min_seconds:
         raise ScheduleError(f"{expression!r} fires every {shortest:.0f} s; the minimum is {min_seconds} s")

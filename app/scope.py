@@ -52,6 +52,8 @@ def normalise_network(value: str, max_prefix: int | None = None) -> str:
         max_prefix = get_settings().scope_max_cidr_prefix
     raw = (value or "").strip()
     try:
+        if not (raw.isascii() and raw.isprintable()):  # ipaddress takes any IPv6 zone: "fe80::1%\x00é"
+            raise ValueError(raw)
         network = ipaddress.ip_network(raw, strict=False)
     except ValueError:
         raise ScopeError(f"{value!r} is not an IP address or CIDR") from None
@@ -72,7 +74,8 @@ def normalise_pattern(value: str) -> str:
     if raw.startswith("*."):
         return "*." + normalise_domain(raw[2:])
     try:
-        return str(ipaddress.ip_network(raw, strict=False))  # any size: a rule only filters, it adds nothing
+        if raw.isascii() and raw.isprintable():  # (ipaddress takes any IPv6 zone, even "%\x00é")
+            return str(ipaddress.ip_network(raw, strict=False))  # any size: a rule only filters, it adds nothing
     except ValueError:
         pass
     try:
@@ -89,6 +92,8 @@ def _strings(data: dict[str, Any], key: str) -> list[str]:
     value = data.get(key) or []
     if isinstance(value, str):
         value = [value]
+    elif isinstance(value, tuple):  # from Python callers
+        value = list(value)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ScopeError(f"'{key}' must be a list of strings")
     if len(value) > MAX_ITEMS:
@@ -107,7 +112,8 @@ class Scope:
     @classmethod
     def build(cls, domains=(), cidrs=(), urls=(), scope: dict | None = None) -> Scope:
         """Validate everything a user gave; raises ScopeError naming the first bad entry."""
-        spec = {"domains": list(domains), "cidrs": list(cidrs), "urls": list(urls)}
+        # Types are checked by _strings: list() here would split a string and take a dict's keys.
+        spec = {"domains": domains, "cidrs": cidrs, "urls": urls}
         checked_urls = []
         for url in _strings(spec, "urls"):
             try:

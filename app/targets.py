@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app.db import session_scope
-from app.models import Target, iso, utcnow
+from app.models import MAX_ID, Target, iso, utcnow
 from app.scope import Scope, ScopeError
 
 
@@ -32,7 +33,7 @@ def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TargetError("'name' is required: a short label such as 'acme-prod'")
     name = value.strip()
-    if len(name) > 200 or any(ord(c) < 32 for c in name):
+    if len(name) > 200 or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in name):
         raise TargetError("'name' must be at most 200 printable characters")
     if name.isdigit():
         raise TargetError("'name' cannot be only digits (it would be confused with a target id)")
@@ -126,7 +127,9 @@ def get(ref: int | str) -> Target:
     """By id, or by name."""
     with session_scope() as session:
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            target = session.get(Target, int(ref))
+            # "²" is a digit to isdigit() but not to int(); no id is beyond the database's integers.
+            number = int(ref) if isinstance(ref, int) or re.fullmatch(r"[0-9]{1,10}", ref) else 0
+            target = session.get(Target, number) if 0 < number <= MAX_ID else None
         else:
             target = session.exec(select(Target).where(Target.name == ref)).first()
         if target is None:

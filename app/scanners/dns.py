@@ -96,6 +96,8 @@ def parse_resolver(spec: str) -> tuple[str, int]:
     text = spec.strip()
     if not text:
         raise ResolverError("empty resolver; expected HOST[:PORT] such as 1.1.1.1 or 127.0.0.1:5353")
+    if not (text.isascii() and text.isprintable()):  # ipaddress takes any IPv6 zone: "fe80::1%\x00é"
+        raise ResolverError(f"resolver {spec!r}: expected an IP address and port in plain ASCII, e.g. 127.0.0.1:5353")
     port_text: str | None = None
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
@@ -115,7 +117,8 @@ def parse_resolver(spec: str) -> tuple[str, int]:
         ) from None
     port = 53
     if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        # isdigit() alone lets "²" (int() refuses it) and 5,000-digit numbers (int() refuses those too) through.
+        if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 1 <= int(port_text) <= 65535:
             raise ResolverError(f"resolver {spec!r}: port {port_text!r} is not a number from 1 to 65535")
         port = int(port_text)
     return str(address), port

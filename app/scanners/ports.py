@@ -137,7 +137,7 @@ def _parse_part(part: str, spec: str) -> Iterable[int]:
         raise PortSpecError(f"empty entry {where}: two commas in a row, or one at either end")
     if top := _TOP.fullmatch(part):
         available = len(_top_ports())
-        if not 1 <= int(top.group(1)) <= available:
+        if len(top.group(1)) > 5 or not 1 <= int(top.group(1)) <= available:
             raise PortSpecError(f"{part!r} {where}: the top-ports lists go from top1 to top{available}")
         return _top_ports()[: int(top.group(1))]
     if "-" in part:
@@ -156,9 +156,10 @@ def _port_number(text: str, where: str) -> int:
         raise PortSpecError(
             f"{_shorten(text)!r} {where} is not a port number, a range such as 8000-8100, or top100/top1000"
         )
-    value = int(text)
+    # No int() of a long run of digits: past 4300 digits Python itself refuses it.
+    value = int(text) if len(text) <= 5 else MAX_PORT + 1
     if not 1 <= value <= MAX_PORT:
-        raise PortSpecError(f"port {value} {where} is out of range: ports go from 1 to {MAX_PORT}")
+        raise PortSpecError(f"port {_shorten(text)} {where} is out of range: ports go from 1 to {MAX_PORT}")
     return value
 
 

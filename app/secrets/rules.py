@@ -78,11 +78,16 @@ def _exact(pattern: str) -> str:
     return _LEADING_BOUNDARY.sub(lambda m: m.group(1) + r"(?:\b|(?<=\\[nrt]))", pattern)
 
 
+# What re.compile raises for a pattern it cannot take: a syntax error, a repetition count over its
+# limit ("a{99999999999}"), groups nested thousands deep.
+_REGEX_ERRORS = (re.error, OverflowError, RecursionError)
+
+
 def _compile(rule_id: str, pattern: str) -> re.Pattern[bytes]:
     try:
         regex = re.compile(_exact(pattern).encode())
-    except re.error as exc:
-        raise RuleError(f"rule {rule_id!r}: invalid pattern: {exc}") from None
+    except _REGEX_ERRORS as exc:
+        raise RuleError(f"rule {rule_id!r}: invalid pattern: {exc or type(exc).__name__}") from None
     if "secret" not in regex.groupindex:
         raise RuleError(f"rule {rule_id!r}: the pattern needs a named group (?P<secret>...) around the credential")
     return regex
@@ -104,15 +109,24 @@ def _rule_from(raw: dict, order: int, source: str) -> Rule:
     keywords = raw.get("keywords", [])
     if not isinstance(keywords, list) or not keywords or not all(isinstance(k, str) and k for k in keywords):
         raise RuleError(f"rule {rule_id!r}: keywords must be a non-empty list of strings")
-    allow = raw.get("allowlist", {})
-    examples = raw.get("examples", {})
-    max_len = int(raw.get("max_len", 512))
-    if not 8 <= max_len <= 65536:
-        raise RuleError(f"rule {rule_id!r}: max_len must be between 8 and 65536")
+    allow, examples = _table(rule_id, raw, "allowlist"), _table(rule_id, raw, "examples")
+    max_len = raw.get("max_len", 512)
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or not 8 <= max_len <= 65536:
+        raise RuleError(f"rule {rule_id!r}: max_len must be a whole number between 8 and 65536")
+    entropy = raw.get("entropy")
+    if entropy is not None and (
+        isinstance(entropy, bool) or not isinstance(entropy, int | float) or not 0 <= entropy <= 8
+    ):
+        raise RuleError(f"rule {rule_id!r}: entropy must be a number of bits per character from 0 to 8")
+    for key in ("prefilter", "generate"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise RuleError(f"rule {rule_id!r}: {key!r} must be a non-empty string")
+    if not isinstance(raw.get("embedded_ok", False), bool):
+        raise RuleError(f"rule {rule_id!r}: embedded_ok must be true or false")
     try:
-        allow_regexes = tuple(re.compile(p.encode()) for p in allow.get("regexes", []))
-    except re.error as exc:
-        raise RuleError(f"rule {rule_id!r}: invalid allowlist regex: {exc}") from None
+        allow_regexes = tuple(re.compile(p.encode()) for p in _strings(rule_id, allow, "regexes", "allowlist"))
+    except _REGEX_ERRORS as exc:
+        raise RuleError(f"rule {rule_id!r}: invalid allowlist regex: {exc or type(exc).__name__}") from None
     return Rule(
         id=rule_id,
         description=raw["description"],
@@ -122,16 +136,30 @@ def _rule_from(raw: dict, order: int, source: str) -> Rule:
         keywords=tuple(k.lower() for k in keywords),
         regex=_compile(rule_id, raw["pattern"]),
         prefilter=raw.get("prefilter") or _prefilter_of(raw["pattern"]),
-        entropy=float(raw["entropy"]) if "entropy" in raw else None,
+        entropy=float(entropy) if entropy is not None else None,
         max_len=max_len,
-        embedded_ok=bool(raw.get("embedded_ok", False)),
+        embedded_ok=raw.get("embedded_ok", False),
         allow_regexes=allow_regexes,
-        stopwords=tuple(w.lower().encode() for w in allow.get("stopwords", [])),
+        stopwords=tuple(w.lower().encode() for w in _strings(rule_id, allow, "stopwords", "allowlist")),
         generate=raw.get("generate"),
-        true_examples=tuple(examples.get("true", [])),
-        false_examples=tuple(examples.get("false", [])),
+        true_examples=tuple(_strings(rule_id, examples, "true", "examples")),
+        false_examples=tuple(_strings(rule_id, examples, "false", "examples")),
         order=order,
     )
+
+
+def _table(rule_id: str, raw: dict, key: str) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise RuleError(f"rule {rule_id!r}: {key} must be a table, e.g. {key} = {{ ... }}")
+    return value
+
+
+def _strings(rule_id: str, table: dict, key: str, where: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RuleError(f"rule {rule_id!r}: {where}.{key} must be a list of strings")
+    return value
 
 
 def _read(path: Path) -> tuple[list[dict], str]:

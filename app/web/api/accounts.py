@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from app import accounts, audit, tokens
+from app.web.api import RowId
 from app.web.auth import Principal, client_ip, current_user, require_admin
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
@@ -87,7 +88,7 @@ def create_token(body: NewToken, request: Request, admin: Admin) -> dict[str, An
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, request: Request, admin: Admin) -> Response:
+def revoke_token(token_id: RowId, request: Request, admin: Admin) -> Response:
     tokens.revoke(token_id)
     audit.record(admin.username, "token.revoke", str(token_id), client_ip(request))
     return Response(status_code=204)

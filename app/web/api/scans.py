@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Query, Resp
 from fastapi.concurrency import run_in_threadpool
 
 from app import dispatch, scans, targets
+from app.web.api import RowId, RowIdFilter, UnicodeOnly
 
 router = APIRouter(prefix="/api/v1", tags=["recon"])
 
@@ -24,7 +25,7 @@ def _scan(scan_id: str):
 @router.post("/scans", status_code=202)
 async def start_scan(
     background: BackgroundTasks,
-    body: Annotated[dict[str, Any], Body(description='{"target", "modules"?, "options"?}')],
+    body: Annotated[dict[str, Any], Body(description='{"target", "modules"?, "options"?}'), UnicodeOnly],
 ) -> dict[str, Any]:
     """Queue a scan of a stored target (name or id) or of a domain, IP/CIDR or URL."""
     unknown = sorted(set(body) - {"target", "modules", "options"})
@@ -40,7 +41,7 @@ async def start_scan(
 
 
 @router.get("/scans")
-def list_scans(target_id: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+def list_scans(target_id: RowIdFilter = None, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     rows = [scans.to_dict(s, with_result=False) for s in scans.list_scans(target_id=target_id, limit=limit)]
     return {"scans": rows, "count": len(rows)}
 
@@ -60,7 +61,7 @@ def cancel_scan(scan_id: str) -> dict[str, Any]:
 
 
 @router.post("/targets", status_code=201)
-def create_target(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def create_target(body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
     """{"name", "domains": [...], "cidrs"?, "urls"?, "scope"?: {"include", "exclude"}, "scan_options"?, "schedule"?}"""
     return targets.to_dict(targets.create(body))
 
@@ -72,22 +73,22 @@ def list_targets() -> dict[str, Any]:
 
 
 @router.get("/targets/{target_id}")
-def get_target(target_id: int) -> dict[str, Any]:
+def get_target(target_id: RowId) -> dict[str, Any]:
     return targets.to_dict(targets.get(target_id))
 
 
 @router.patch("/targets/{target_id}")
-def update_target(target_id: int, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def update_target(target_id: RowId, body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
     """Change some fields; the whole target is validated again."""
     return targets.to_dict(targets.update(target_id, body))
 
 
 @router.put("/targets/{target_id}")
-def replace_target(target_id: int, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def replace_target(target_id: RowId, body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
     return targets.to_dict(targets.update(target_id, body))
 
 
 @router.delete("/targets/{target_id}", status_code=204)
-def delete_target(target_id: int) -> Response:
+def delete_target(target_id: RowId) -> Response:
     targets.delete(target_id)
     return Response(status_code=204)

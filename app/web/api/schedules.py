@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from app import changes, inventory, scans, schedules, targets
+from app.web.api import RowId, RowIdFilter, UnicodeOnly
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])
 
@@ -21,7 +22,7 @@ def scheduled() -> dict[str, Any]:
 
 
 @router.post("/jobs/scheduled/{target_id}/reschedule")
-def reschedule(target_id: int, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def reschedule(target_id: RowId, body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
     """{"schedule": {"every_seconds": N} | {"cron": "..."} | null, "next_run_at"?: ISO time}"""
     unknown = sorted(set(body) - {"schedule", "next_run_at"})
     if unknown or "schedule" not in body and "next_run_at" not in body:
@@ -39,7 +40,7 @@ def reschedule(target_id: int, body: Annotated[dict[str, Any], Body()]) -> dict[
 
 @router.post("/jobs/scheduled/{target_id}/run", status_code=202)
 @router.post("/targets/{target_id}/run", status_code=202)
-async def run_now(target_id: int, background: BackgroundTasks) -> dict[str, Any]:
+async def run_now(target_id: RowId, background: BackgroundTasks) -> dict[str, Any]:
     """Scan the target now (409 while one of its scans is queued or running)."""
     targets.get(target_id)
     scan = await run_in_threadpool(scans.create, str(target_id), None, None, background, "manual")
@@ -49,7 +50,7 @@ async def run_now(target_id: int, background: BackgroundTasks) -> dict[str, Any]
 
 @router.get("/events")
 def events(
-    target_id: int | None = None,
+    target_id: RowIdFilter = None,
     type: Annotated[list[str] | None, Query(description="Event type(s), e.g. port.opened")] = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -64,6 +65,6 @@ def events(
 
 
 @router.post("/targets/{target_id}/import")
-def import_known(target_id: int, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def import_known(target_id: RowId, body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
     """{"subdomains": [...], "hosts": [...]}: already-known assets; incremental scans skip them."""
     return inventory.import_known(target_id, body)

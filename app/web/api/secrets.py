@@ -10,7 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import dispatch, jobs
+from app.models import MAX_ID
 from app.secrets import store, triage
+from app.web.api import RowId
 from app.web.api.jobs import checked_job_id
 from app.web.auth import client_ip, require_admin
 
@@ -45,7 +47,7 @@ def list_findings(
         Query(description="Triage status: open (not triaged), false_positive, resolved, or all"),
     ] = "all",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,  # no table has more rows than ids
 ) -> dict[str, Any]:
     """Stored findings, worst and newest first, secrets redacted. Filter by asset (host), job and/or triage status."""
     if job_id is not None:
@@ -61,7 +63,7 @@ def list_assets() -> dict[str, Any]:
 
 
 @router.get("/findings/{finding_id}")
-def get_finding(finding_id: int) -> dict[str, Any]:
+def get_finding(finding_id: RowId) -> dict[str, Any]:
     try:
         return store.get_finding(finding_id)
     except store.FindingNotFound as exc:
@@ -69,7 +71,7 @@ def get_finding(finding_id: int) -> dict[str, Any]:
 
 
 @router.post("/findings/{finding_id}/reveal")
-def reveal(finding_id: int, request: Request) -> dict[str, Any]:
+def reveal(finding_id: RowId, request: Request) -> dict[str, Any]:
     """The full secret value. Admins only; every reveal is written to the audit log."""
     user = require_admin(request)
     try:
@@ -89,7 +91,7 @@ class TriageRequest(BaseModel):
 
 
 @router.post("/findings/{finding_id}/triage")
-def set_triage(finding_id: int, body: TriageRequest, request: Request) -> dict[str, Any]:
+def set_triage(finding_id: RowId, body: TriageRequest, request: Request) -> dict[str, Any]:
     """Mark a secret a false positive or resolved, or reopen it. The verdict is kept by fingerprint:
     it applies to this secret on every asset and holds across later scans. Admins only; audited."""
     user = require_admin(request)
