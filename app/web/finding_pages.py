@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
 from app.secrets import store, triage
+from app.web.api import RowId
 from app.web.auth import client_ip, require_admin
 from app.web.pages import _require_htmx, templates
 from app.web.status import health
@@ -34,7 +35,7 @@ def _finding(finding_id: int) -> dict:
 
 
 @router.get("/secrets/{finding_id}", response_class=HTMLResponse)
-def finding_page(request: Request, finding_id: int) -> HTMLResponse:
+def finding_page(request: Request, finding_id: RowId) -> HTMLResponse:
     finding = _finding(finding_id)
     context = {
         "f": finding,
@@ -45,7 +46,7 @@ def finding_page(request: Request, finding_id: int) -> HTMLResponse:
 
 
 @router.post("/ui/secrets/findings/{finding_id}/reveal", response_class=HTMLResponse)
-def reveal_finding(request: Request, finding_id: int) -> HTMLResponse:
+def reveal_finding(request: Request, finding_id: RowId) -> HTMLResponse:
     _require_htmx(request)
     user = require_admin(request)
     try:
@@ -57,7 +58,7 @@ def reveal_finding(request: Request, finding_id: int) -> HTMLResponse:
 
 @router.post("/ui/secrets/findings/{finding_id}/triage", response_class=HTMLResponse)
 def triage_finding(
-    request: Request, finding_id: int, status: str = Form(default=""), note: str = Form(default="")
+    request: Request, finding_id: RowId, status: str = Form(default=""), note: str = Form(default="")
 ) -> HTMLResponse:
     """Mark false positive / resolved, or reopen; answers with the triage panel as it is now."""
     _require_htmx(request)

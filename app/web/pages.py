@@ -17,6 +17,7 @@ from app.models import JobStatus
 from app.registry import QUEUES, InvalidArguments
 from app.secrets import store as secret_store
 from app.settings import PROJECT_ROOT
+from app.web.api import RowIdFilter
 from app.web.auth import require_admin
 from app.web.status import health
 
@@ -99,7 +100,7 @@ async def trigger_job(request: Request, background: BackgroundTasks) -> HTMLResp
 
 
 @router.get("/events", response_class=HTMLResponse)
-def events_page(request: Request, target_id: int | None = None, type: str | None = None) -> HTMLResponse:
+def events_page(request: Request, target_id: RowIdFilter = None, type: str | None = None) -> HTMLResponse:
     from app import changes
 
     types = [type] if type in changes.EVENT_TYPES else None

@@ -12,6 +12,7 @@ from app import accounts, audit, schedules, targets, tokens
 from app.models import Role
 from app.notify import KINDS as CHANNEL_KINDS
 from app.notify import SEVERITIES, ChannelError, channels, outbox
+from app.web.api import RowId
 from app.web.auth import client_ip, require_admin
 from app.web.pages import templates
 from app.web.status import health
@@ -129,7 +130,7 @@ def add_token(
 
 
 @router.post("/ui/settings/tokens/{token_id}/revoke", response_class=HTMLResponse)
-def revoke_token(request: Request, token_id: int) -> HTMLResponse:
+def revoke_token(request: Request, token_id: RowId) -> HTMLResponse:
     admin = require_admin(request)
     try:
         tokens.revoke(token_id)
@@ -169,7 +170,7 @@ def add_channel(
 
 
 @router.post("/ui/settings/channels/{channel_id}/delete", response_class=HTMLResponse)
-def delete_channel(request: Request, channel_id: int) -> HTMLResponse:
+def delete_channel(request: Request, channel_id: RowId) -> HTMLResponse:
     admin = require_admin(request)
     try:
         channels.delete(channel_id)
@@ -180,7 +181,7 @@ def delete_channel(request: Request, channel_id: int) -> HTMLResponse:
 
 
 @router.post("/ui/settings/channels/{channel_id}/test", response_class=HTMLResponse)
-def test_channel(request: Request, channel_id: int, background: BackgroundTasks) -> HTMLResponse:
+def test_channel(request: Request, channel_id: RowId, background: BackgroundTasks) -> HTMLResponse:
     require_admin(request)
     try:
         delivery = outbox.send_test(channel_id)
@@ -202,7 +203,7 @@ def channels_section(request: Request) -> HTMLResponse:
 @router.post("/ui/settings/schedules/{target_id}", response_class=HTMLResponse)
 def set_schedule(
     request: Request,
-    target_id: int,
+    target_id: RowId,
     mode: str = Form(default="none", max_length=10),
     every_minutes: str = Form(default="", max_length=20),
     cron: str = Form(default="", max_length=200),

@@ -23,6 +23,7 @@ from starlette.datastructures import FormData
 from app import assets, audit, scans, targets
 from app.models import Target
 from app.scans import ScanError
+from app.web.api import RowId
 from app.web.auth import client_ip, current_user, require_admin
 from app.web.pages import templates
 from app.web.status import health
@@ -293,7 +294,7 @@ async def create_target(request: Request) -> Response:
 
 
 @router.post("/ui/targets/{target_id}")
-async def update_target(request: Request, target_id: int) -> Response:
+async def update_target(request: Request, target_id: RowId) -> Response:
     admin = require_admin(request)
     target = await run_in_threadpool(_target, target_id)
     values = _form_values(await request.form())
@@ -305,7 +306,7 @@ async def update_target(request: Request, target_id: int) -> Response:
 
 
 @router.post("/ui/targets/{target_id}/delete")
-def delete_target(request: Request, target_id: int) -> Response:
+def delete_target(request: Request, target_id: RowId) -> Response:
     admin = require_admin(request)
     try:
         targets.delete(target_id)
@@ -379,7 +380,7 @@ def _tab(tab: str) -> str:
 @router.get("/targets/{target_id}", response_class=HTMLResponse)
 def target_page(
     request: Request,
-    target_id: int,
+    target_id: RowId,
     tab: str = Query(default="subdomains", max_length=20),
     q: str = Query(default="", max_length=assets.MAX_FILTER),
     sort: str = Query(default="", max_length=20),
@@ -448,7 +449,7 @@ def _filename(target: Target, tab: str, ext: str) -> str:
 
 @router.get("/targets/{target_id}/export.{ext}")
 def export(
-    target_id: int,
+    target_id: RowId,
     ext: str,
     tab: str = Query(default="subdomains", max_length=20),
     q: str = Query(default="", max_length=assets.MAX_FILTER),

@@ -239,3 +239,8 @@ def test_errors_are_pages_for_people_and_json_for_programs(fallback_web):
     assert "Content-Security-Policy" in page.headers
     api = client.get("/api/v1/targets/999")
     assert api.status_code == 404 and "target" in api.json()["detail"]
+    # An id no database integer can hold is refused before any query: 422, never a 500.
+    huge = "9" * 25
+    for path in (f"/targets/{huge}", f"/secrets/{huge}", f"/events?target_id={huge}"):
+        answer = client.get(path, headers={"Accept": "text/html"})
+        assert answer.status_code == 422 and "Traceback" not in answer.text, (path, answer.status_code)
