@@ -52,6 +52,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.seeding import observation_rows  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -180,34 +181,21 @@ def seed(data_dir: Path, subdomains: int, ports: int) -> int:
     now = utcnow()
     scan_ids = [secrets.token_hex(16) for _ in range(20)]
 
-    def obs(kind: str, key: str, value: dict, i: int) -> dict:
-        return {
-            "target_id": target.id,
-            "kind": kind,
-            "key": key,
-            "value": value,
-            "present": i % 50 != 7,  # 2% gone
-            "missing_runs": 0,
-            "first_scan_id": scan_ids[i % 20],
-            "last_scan_id": scan_ids[-1],
-            "updated_at": now - timedelta(seconds=i),
-        }
-
     def address(i: int) -> str:
         return f"127.1.{i // 250 % 256}.{i % 250 + 1}"
 
-    rows = [obs("subdomain", f"host-{i}.corp.test", {"addresses": [address(i)]}, i) for i in range(subdomains)]
-    port_numbers = (22, 80, 443, 8080, 8443)
-    for i in range(ports):
-        host, port = address(i // len(port_numbers)), port_numbers[i % len(port_numbers)]
-        rows.append(obs("port", f"{host}:{port}", {"host": host, "port": port}, i))
-    for i in range(300):
-        url = f"https://host-{i}.corp.test/"
-        value = {"url": url, "host": address(i), "port": 443, "status": 200, "title": f"Portal {i}"}
-        rows.append(obs("service", url, value | {"server": "nginx", "technologies": ["nginx", "React"]}, i))
-        cert = {"fingerprint_sha256": f"{i:064x}", "not_after": "2030-01-01T00:00:00+00:00", "issuer": "Load CA"}
-        rows.append(obs("cert", url, cert | {"url": url}, i))
-    rows += [obs("js", f"https://host-{i}.corp.test/static/app-{i}.js", {}, i) for i in range(200)]
+    rows = observation_rows(
+        target.id,
+        scan_ids,
+        now,
+        subdomains=subdomains,
+        ports=ports,
+        services=300,
+        scripts=200,
+        domain="corp.test",
+        address=address,
+        issuer="Load CA",
+    )
     with session_scope() as session:
         for start in range(0, len(rows), 5000):
             session.execute(insert(Observation), rows[start : start + 5000])

@@ -26,6 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.seeding import observation_rows
 from tests.support.processes import WebServer, app_env, wait_for
 
 TARGET_P95_MS = 200.0
@@ -53,34 +54,21 @@ def seed(data_dir: Path, subdomains: int, ports: int) -> int:
     now = utcnow()
     scan_ids = [f"{i:032x}" for i in range(1, 21)]
 
-    def obs(kind: str, key: str, value: dict, i: int) -> dict:
-        return {
-            "target_id": target.id,
-            "kind": kind,
-            "key": key,
-            "value": value,
-            "present": i % 50 != 7,  # 2% gone
-            "missing_runs": 0,
-            "first_scan_id": scan_ids[i % 20],
-            "last_scan_id": scan_ids[-1],
-            "updated_at": now - timedelta(seconds=i),
-        }
-
     def address(i: int) -> str:
         return f"10.0.{i // 250 % 256}.{i % 250 + 1}"
 
-    rows = [obs("subdomain", f"host-{i}.example.com", {"addresses": [address(i)]}, i) for i in range(subdomains)]
-    port_numbers = (22, 80, 443, 8080, 8443)
-    for i in range(ports):
-        host, port = address(i // len(port_numbers)), port_numbers[i % len(port_numbers)]
-        rows.append(obs("port", f"{host}:{port}", {"host": host, "port": port}, i))
-    for i in range(500):
-        url = f"https://host-{i}.example.com/"
-        value = {"url": url, "host": address(i), "port": 443, "status": 200, "title": f"Portal {i}"}
-        rows.append(obs("service", url, value | {"server": "nginx", "technologies": ["nginx", "React"]}, i))
-        cert = {"fingerprint_sha256": f"{i:064x}", "not_after": "2030-01-01T00:00:00+00:00", "issuer": "Bench CA"}
-        rows.append(obs("cert", url, cert | {"url": url}, i))
-    rows += [obs("js", f"https://host-{i}.example.com/static/app-{i}.js", {}, i) for i in range(300)]
+    rows = observation_rows(
+        target.id,
+        scan_ids,
+        now,
+        subdomains=subdomains,
+        ports=ports,
+        services=500,
+        scripts=300,
+        domain="example.com",
+        address=address,
+        issuer="Bench CA",
+    )
     with session_scope() as session:
         for start in range(0, len(rows), 5000):
             session.execute(insert(Observation), rows[start : start + 5000])
