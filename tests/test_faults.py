@@ -32,7 +32,7 @@ import pytest
 from tests.support.postgres import PostgresServer
 from tests.support.processes import RedisServer, WebServer, Worker, app_env, run_python, wait_for
 from tests.support.receiver import Receiver
-from tests.support.reconlab import WORDS, Listener, ReconLab
+from tests.support.reconlab import NAMES, WORDS, Listener, ReconLab
 
 pytestmark = pytest.mark.stress
 
@@ -116,17 +116,7 @@ class FaultLab:
 
     def truth(self) -> dict[str, Any]:
         lab = self.recon
-        names = {
-            "lab.test",
-            "www.lab.test",
-            "api.lab.test",
-            "legacy-ct.lab.test",
-            "app.lab.test",
-            "portal-x9.lab.test",
-            "mail.lab.test",
-            "dangling.lab.test",
-            "wild.lab.test",
-        } | {f"{name}.lab.test" for name in NODES}
+        names = set(NAMES) | {f"{name}.lab.test" for name in NODES}
         hosts = {"127.0.0.10", "127.0.0.11", "127.0.0.12", "127.0.0.14", "127.0.0.15", *NODES.values()}
         ports = {
             ("127.0.0.10", lab.web.port),

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import UNREACHABLE_REDIS
 from tests.support.processes import WebServer, Worker, app_env, run_cli, wait_for
-from tests.support.reconlab import ReconLab
+from tests.support.reconlab import NAMES, ReconLab
 
 
 @pytest.fixture
@@ -46,17 +46,7 @@ def server(request, recon_lab, data_dir, redis_server) -> Iterator[WebServer]:
 
 def check_document(doc: dict, lab: ReconLab) -> None:
     subdomains = {s["name"]: s for s in doc["subdomains"]}
-    assert set(subdomains) == {
-        "lab.test",
-        "www.lab.test",
-        "api.lab.test",
-        "legacy-ct.lab.test",
-        "app.lab.test",
-        "portal-x9.lab.test",
-        "mail.lab.test",
-        "dangling.lab.test",
-        "wild.lab.test",
-    }
+    assert set(subdomains) == NAMES
     assert subdomains["www.lab.test"]["addresses"] == ["127.0.0.10"]
     assert {"ct", "bruteforce"} <= set(subdomains["www.lab.test"]["sources"])
     assert subdomains["legacy-ct.lab.test"]["sources"] == ["ct"]

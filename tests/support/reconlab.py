@@ -31,6 +31,20 @@ from tests.support.tlslab import LabSite, make_cert
 from tests.support.weblab import LabServer, Planted, build_js_site
 
 WORDS = ["www", "api", "app", "mail", "dangling", "excluded", "wild", "vpn", "intranet", "staging"]
+# Every name a scan of the lab reports (excluded.lab.test is out of scope).
+NAMES = frozenset(
+    {
+        "lab.test",
+        "www.lab.test",
+        "api.lab.test",
+        "legacy-ct.lab.test",
+        "app.lab.test",
+        "portal-x9.lab.test",
+        "mail.lab.test",
+        "dangling.lab.test",
+        "wild.lab.test",
+    }
+)
 
 
 class Listener:
