@@ -176,6 +176,9 @@ def test_add_a_target_and_browse_its_tabs(site, page):
     page.wait_for_selector("th[aria-sort] >> text=Port")
     assert page.url.endswith("?tab=ports&sort=port")
     page.wait_for_load_state()  # htmx is listening (should a click above have been a plain navigation)
+    # The sort swapped the whole table, filter form included: type once htmx has settled the new form
+    # (on a loaded machine, keystrokes that come before it are not seen by htmx).
+    page.wait_for_selector(".htmx-request, .htmx-swapping, .htmx-settling", state="detached")
     page.fill("#table-filter", ":443")
     page.wait_for_selector("text=1–50 of 100")
     expect(page.locator("#table-filter")).to_be_focused()  # typing was not interrupted by the swap
