@@ -187,7 +187,9 @@ def detect(scan_id: str, now: datetime | None = None) -> list[int]:
             return []
         from app.models import Target
 
-        target = session.get(Target, scan.target_id)
+        # One comparison per target at a time: two scans finishing together must not both count a miss
+        # from the same starting point (PostgreSQL would let them; SQLite serialises writers anyway).
+        target = session.exec(select(Target).where(Target.id == scan.target_id).with_for_update()).first()
         if target is None:
             return []
         document = scan.result

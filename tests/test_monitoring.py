@@ -50,7 +50,9 @@ class Port:
             try:
                 self.sock.accept()[0].close()
             except OSError:
-                return
+                if self.sock.fileno() == -1:
+                    return  # closed: the port goes away
+                # A connection reset before it was accepted (scanners close fast): keep listening.
 
     def close(self) -> None:
         self.sock.close()

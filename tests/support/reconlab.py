@@ -61,7 +61,9 @@ class Listener:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
-                return
+                if self.sock.fileno() == -1:
+                    return  # stopped
+                continue  # a connection reset before it was accepted (scanners close fast): keep listening
             self.accepted += 1
             conn.close()
 
