@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from app.db import session_scope
 from app.models import MAX_ID, Target, iso, utcnow
 from app.scope import Scope, ScopeError
+from app.text import has_lone_surrogate
 
 
 class TargetError(Exception):
@@ -33,7 +34,7 @@ def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TargetError("'name' is required: a short label such as 'acme-prod'")
     name = value.strip()
-    if len(name) > 200 or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+    if len(name) > 200 or any(ord(c) < 32 for c in name) or has_lone_surrogate(name):
         raise TargetError("'name' must be at most 200 printable characters")
     if name.isdigit():
         raise TargetError("'name' cannot be only digits (it would be confused with a target id)")

@@ -6,6 +6,8 @@ import ipaddress
 from functools import lru_cache
 from urllib.parse import urldefrag, urlsplit
 
+from app.text import has_lone_surrogate
+
 MAX_URL_LENGTH = 2048
 
 
@@ -22,7 +24,7 @@ def check_url(url: str) -> str:
         raise InvalidURL(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if any(c.isspace() or ord(c) < 32 for c in url):
         raise InvalidURL("the URL contains spaces or control characters")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in url):  # (JSON can carry one: "\ud800")
+    if has_lone_surrogate(url):
         raise InvalidURL("the URL is not valid Unicode text (it holds a lone surrogate)")
     try:
         parts = urlsplit(url)

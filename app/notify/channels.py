@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from app.db import session_scope
 from app.models import Channel, iso
+from app.text import has_lone_surrogate
 
 KINDS = ("webhook", "slack", "discord", "telegram", "email")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -88,14 +89,14 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(url, str) or not url.strip():
         raise ChannelError(f"url: required; {_URL_HINTS[kind]}")
     url = url.strip()
-    if len(url) > 2048 or any(ord(c) < 33 for c in url) or _surrogates(url):
+    if len(url) > 2048 or any(ord(c) < 33 for c in url) or has_lone_surrogate(url):
         raise ChannelError("url: must be at most 2048 characters without spaces, control characters or lone surrogates")
     _URL_CHECKS[kind](url)
     secret = body.get("secret")
     if secret is not None:
         if kind != "webhook":
             raise ChannelError(f"secret: only webhook channels are signed; {kind} channels take no secret")
-        if not isinstance(secret, str) or not 8 <= len(secret) <= 500 or _surrogates(secret):
+        if not isinstance(secret, str) or not 8 <= len(secret) <= 500 or has_lone_surrogate(secret):
             raise ChannelError("secret: must be a string of 8 to 500 characters (the HMAC-SHA256 key)")
     severity = body.get("min_severity", "info")
     if severity not in SEVERITIES:
@@ -111,12 +112,6 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
         "secret": secret or None,
         "enabled": enabled,
     }
-
-
-def _surrogates(text: str) -> bool:
-    """Whether `text` holds a lone surrogate (JSON can carry "\\ud800"): not Unicode, it can be neither stored
-    nor sent."""
-    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def _events(value: Any) -> list[str]:

@@ -8,6 +8,7 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from app.models import MAX_ID
+from app.text import has_lone_surrogate
 
 # A row id in a path or a query string: a bigger number is refused with 422 before any query sees it.
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -25,7 +26,7 @@ def _valid_unicode(body: Any) -> Any:
                 stack += [(where, key), (f"{where}[{json.dumps(key)}]", item)]
         elif isinstance(value, list):
             stack += [(f"{where}[{index}]", item) for index, item in enumerate(value)]
-        elif isinstance(value, str) and any(0xD800 <= ord(char) <= 0xDFFF for char in value):
+        elif isinstance(value, str) and has_lone_surrogate(value):
             raise PydanticCustomError(
                 "unicode", "{where} holds text that is not valid Unicode (a lone surrogate)", {"where": where}
             )
