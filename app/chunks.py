@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import col, select
 
 from app.celery_app import celery_app
@@ -108,15 +108,14 @@ class _Shared:
         stale_after = get_settings().job_stale_seconds
         while True:
             chunk = claim(self.job_id, self.name, self.me, stale_after)
+            done, done_size = _done(self.job_id, self.name)
             if chunk is not None:
-                done_before = _done_size(self.job_id, self.name)
-                await _run_claimed(chunk, self.me, _offset(self.progress, done_before, self.total))
+                await _run_claimed(chunk, self.me, _offset(self.progress, done_size, self.total))
                 continue
-            states = _states(self.job_id, self.name)
-            if states.get("done", 0) == len(self.payloads):
+            if done == len(self.payloads):
                 break
             if self.progress is not None:
-                self.progress(_done_size(self.job_id, self.name), self.total)  # also a cancel checkpoint
+                self.progress(done_size, self.total)  # also a cancel checkpoint
             await asyncio.sleep(WAIT_SECONDS)
         return self._merge()
 
@@ -212,20 +211,15 @@ def claim(job_id: str, name: str, runner: str, stale_after: float, chunk_id: int
     return None
 
 
-def _states(job_id: str, name: str) -> dict[str, int]:
+def _done(job_id: str, name: str) -> tuple[int, int]:
+    """Slices of the stage done, and the probes in them."""
     with session_scope() as session:
-        rows = session.exec(select(ScanChunk.status).where(ScanChunk.job_id == job_id, ScanChunk.stage == name)).all()
-    return dict(Counter(rows))
-
-
-def _done_size(job_id: str, name: str) -> int:
-    with session_scope() as session:
-        sizes = session.exec(
-            select(ScanChunk.size).where(
+        count, size = session.exec(
+            select(func.count(), func.coalesce(func.sum(ScanChunk.size), 0)).where(
                 ScanChunk.job_id == job_id, ScanChunk.stage == name, ScanChunk.status == "done"
             )
-        ).all()
-    return sum(sizes)
+        ).one()
+    return int(count), int(size)
 
 
 @contextmanager
