@@ -32,7 +32,7 @@ import pytest
 from tests.support.postgres import PostgresServer
 from tests.support.processes import RedisServer, WebServer, Worker, app_env, run_python, wait_for
 from tests.support.receiver import Receiver
-from tests.support.reconlab import NAMES, WORDS, Listener, ReconLab
+from tests.support.reconlab import NAMES, WORDS, Listener, ReconLab, close_listener
 
 pytestmark = pytest.mark.stress
 
@@ -424,7 +424,7 @@ class HangingServer:
             self.held.append(conn)
 
     def stop(self) -> None:
-        self.sock.close()
+        close_listener(self.sock)
         for conn in self.held:
             conn.close()
 

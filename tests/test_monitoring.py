@@ -4,6 +4,7 @@ once each; a killed worker loses no scheduled run; concurrent schedulers start o
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from app.notify.senders import verify
 from tests.conftest import UNREACHABLE_REDIS
 from tests.support.processes import WebServer, Worker, app_env, run_python, wait_for
 from tests.support.receiver import Receiver
-from tests.support.reconlab import ReconLab
+from tests.support.reconlab import ReconLab, close_listener
 
 FAST = {
     "MIN_SCHEDULE_SECONDS": "1",
@@ -49,13 +50,13 @@ class Port:
         while True:
             try:
                 self.sock.accept()[0].close()
-            except OSError:
-                if self.sock.fileno() == -1:
+            except OSError as exc:
+                if self.sock.fileno() == -1 or exc.errno == errno.EINVAL:
                     return  # closed: the port goes away
                 # A connection reset before it was accepted (scanners close fast): keep listening.
 
     def close(self) -> None:
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def _events(web, target_id: int) -> list[dict]:

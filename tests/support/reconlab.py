@@ -19,6 +19,8 @@ name exactly those ports. Loopback only.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import random
 import socket
@@ -47,6 +49,14 @@ NAMES = frozenset(
 )
 
 
+def close_listener(sock: socket.socket) -> None:
+    """Stop listening now. close() alone leaves the socket listening while a thread sits in accept() on it
+    (Linux): the next connection, e.g. a later test's scan probe, would still be taken."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() with EINVAL
+    sock.close()
+
+
 class Listener:
     """A bare TCP port that accepts and closes: an open, non-web port. Counts connections."""
 
@@ -60,9 +70,9 @@ class Listener:
         while True:
             try:
                 conn, _ = self.sock.accept()
-            except OSError:
-                if self.sock.fileno() == -1:
-                    return  # stopped
+            except OSError as exc:
+                if self.sock.fileno() == -1 or exc.errno == errno.EINVAL:
+                    return  # stopped (close_listener)
                 continue  # a connection reset before it was accepted (scanners close fast): keep listening
             self.accepted += 1
             conn.close()
@@ -72,7 +82,7 @@ class Listener:
         return self
 
     def stop(self) -> None:
-        self.sock.close()
+        close_listener(self.sock)
 
 
 @dataclass
