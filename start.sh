@@ -61,7 +61,7 @@ flower_started_at=0
 flower_last_probe=0
 
 redis_answers() {
-  .venv/bin/python -c 'import sys; from app.broker import ping_redis; sys.exit(0 if ping_redis() else 1)' 2>/dev/null
+  .venv/bin/python -c 'import sys; from app.jobs.broker import ping_redis; sys.exit(0 if ping_redis() else 1)' 2>/dev/null
 }
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
@@ -109,7 +109,7 @@ start_worker() {
 
 start_flower() {
   log "starting Flower on http://127.0.0.1:$FLOWER_PORT (log: $LOG_DIR/flower.log)"
-  setsid .venv/bin/celery -A app.celery_app flower --address=127.0.0.1 --port="$FLOWER_PORT" \
+  setsid .venv/bin/celery -A app.worker flower --address=127.0.0.1 --port="$FLOWER_PORT" \
     </dev/null >>"$LOG_DIR/flower.log" 2>&1 &
   FLOWER_PID=$!
   flower_started_at=$SECONDS

@@ -32,6 +32,6 @@ name=$ASSETMON_WORKER_NAME
 
 .venv/bin/assetmon db upgrade >/dev/null || { echo "start_worker: database migration failed" >&2; exit 1; }
 # Workers run at a lower CPU priority so the web UI stays responsive while scans run.
-exec nice -n "$ASSETMON_WORKER_NICE" .venv/bin/celery -A app.celery_app worker \
+exec nice -n "$ASSETMON_WORKER_NICE" .venv/bin/celery -A app.worker worker \
   --queues "$ASSETMON_WORKER_QUEUES" --concurrency "$ASSETMON_WORKER_CONCURRENCY" --hostname "$name" \
   --loglevel "$ASSETMON_LOG_LEVEL" --without-mingle --without-gossip "${beat[@]}" "${extra[@]}"

@@ -14,17 +14,16 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from app.errors import DatabaseError
 from app.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-
-class DatabaseError(RuntimeError):
-    """The database cannot be reached or prepared; the message says why."""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -100,9 +99,7 @@ def check_db() -> bool:
         return False
 
 
-def _alembic_config():
-    from alembic.config import Config
-
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", get_settings().db_url.replace("%", "%%"))
@@ -125,8 +122,6 @@ def _migration_lock() -> Iterator[None]:
 
 def migrate() -> None:
     """Create or upgrade the schema to the newest revision (Alembic)."""
-    from alembic import command
-
     try:
         with _migration_lock():
             command.upgrade(_alembic_config(), "head")

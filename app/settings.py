@@ -18,6 +18,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The Celery queues jobs go to: `default` (health checks, notifications, clean-up), `scans` (recon), `secrets`.
+QUEUES = ("default", "scans", "secrets")
 # Leave one CPU to the web server (and Redis) by default: the UI must stay quick while jobs run.
 SPARE_CPUS = max(1, (os.cpu_count() or 2) - 1)
 
@@ -182,8 +184,6 @@ class Settings(BaseSettings):
     @field_validator("worker_queues")
     @classmethod
     def _known_queues(cls, value: str) -> str:
-        from app.registry import QUEUES
-
         names = [q.strip() for q in value.split(",") if q.strip()]
         unknown = [q for q in names if q not in QUEUES]
         if not names or unknown:

@@ -1,4 +1,6 @@
-"""Registered jobs. Each is a plain function; `@job` wraps it once for Celery and the fallback.
+"""The job catalogue: every job AssetMon runs. Each is a plain function; `@job` wraps it once for Celery
+and the fallback. Importing this module registers them all, so the entry points import it (the web app,
+the worker, the CLI); the job machinery never does (it finds jobs by name in the registry).
 
 from app.tasks import health_check
 print(health_check.delay().get())
@@ -16,15 +18,19 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from app import __version__
-from app.context import current_job
-from app.jobtask import job
+from app.db import check_db
+from app.errors import TransientError
+from app.jobs import current_job, job
+from app.monitor import retention, watch
+from app.net.urls import check_url
+from app.recon import scans
+from app.secrets import scan_url
+from app.settings import get_settings
 
 
 @job(idempotent=True)
 def health_check() -> dict:
     """Answer from wherever jobs run now: a Celery worker, or eagerly in-process."""
-    from app.db import check_db
-
     ctx = current_job()
     answer = {
         "status": "ok",
@@ -76,26 +82,16 @@ def diag_fail(message: Annotated[str, Field(max_length=200)] = "failed on purpos
     raise RuntimeError(message)
 
 
-def _target_url(value: str) -> str:
-    from app.urls import check_url
-
-    return check_url(value)
-
-
 @job(queue="secrets", idempotent=True)
-def secrets_scan_url(url: Annotated[str, Field(max_length=2048), AfterValidator(_target_url)]) -> dict:
+def secrets_scan_url(url: Annotated[str, Field(max_length=2048), AfterValidator(check_url)]) -> dict:
     """Fetch a web target's JavaScript (scripts, chunks, source maps), scan it for secrets, store the findings."""
-    from app.secrets.webscan import scan_url
-
     return scan_url(url)
 
 
-@job(queue="scans", idempotent=True)
+@job(name=scans.TASK, queue="scans", idempotent=True)
 def recon_scan(scan_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]) -> dict:
-    """A recon scan (discover, resolve, ports, http, js) of the scan row `scan_id`."""
-    from app.recon import run_scan
-
-    return run_scan(scan_id)
+    """A recon scan (discover, resolve, ports, http, js) of the scan row `scan_id`, then what changed."""
+    return watch.scan_and_compare(scan_id)
 
 
 @job(retries=3, retry_backoff=0.5, time_limit=60)
@@ -104,9 +100,6 @@ def diag_flaky(
     fail_times: Annotated[int, Field(ge=0, le=10)] = 2,
 ) -> dict:
     """Diagnostics: fails with a transient error `fail_times` times (counted per key), then succeeds."""
-    from app.context import TransientError
-    from app.settings import get_settings
-
     counter = get_settings().data_dir / "diag" / f"{key}.count"
     counter.parent.mkdir(parents=True, exist_ok=True)
     calls = int(counter.read_text()) + 1 if counter.exists() else 1
@@ -116,9 +109,7 @@ def diag_flaky(
     return {"calls": calls}
 
 
-@job(queue="default", idempotent=True)
+@job(name=retention.JOB, queue="default", idempotent=True)
 def retention_cleanup() -> dict:
     """Delete finished jobs, old scans and closed deliveries past their RETENTION_* days, and their Celery results."""
-    from app.retention import prune
-
-    return prune()
+    return retention.prune()

@@ -172,9 +172,9 @@ def seed(data_dir: Path, subdomains: int, ports: int) -> int:
     os.environ.update({"DATA_DIR": str(data_dir), "REDIS_URL": "redis://127.0.0.1:1/0"})
     from sqlalchemy import insert
 
-    from app import targets
     from app.db import ensure_migrated, session_scope
     from app.models import Event, Job, Observation, Scan, SecretFinding, utcnow
+    from app.recon import targets
 
     ensure_migrated()
     target = targets.create({"name": "corp", "domains": ["corp.test"], "cidrs": ["127.1.0.0/16"]})

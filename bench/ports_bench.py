@@ -2,9 +2,9 @@
 
 Opens a handful of listeners on 127.0.0.1 so there is something to find, then runs, in alternating order
 each round:
-  - ours, whole process: `python -c` importing app.scanners.ports and running `scan_sync` (interpreter start
+  - ours, whole process: `python -c` importing app.scanners.ports and running `scan` (interpreter start
     and imports included), with the settings' defaults (PORT_CONCURRENCY, PORT_TIMEOUT_SECONDS, ...);
-  - ours, in-process: the `scan_sync` call alone, timed in this process;
+  - ours, in-process: the `scan` call alone, timed in this process;
   - `nmap -sT -p- -T4 -n -Pn 127.0.0.1` (whole process; its XML output gives the open ports).
 Ports the runs disagree on are looked up in snapshots of the listening sockets (/proc/net/tcp) taken
 between the runs, so a listener that came or went mid-round (other programs use loopback too) is told
@@ -23,6 +23,7 @@ nmap: `apt-get install -y nmap` (Debian/Ubuntu).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -36,14 +37,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.scanners.ports import scan_sync
+from app.scanners.ports import scan
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 NMAP = ["nmap", "-sT", "-p-", "-T4", "-n", "-Pn", "-oX", "-", HOST]
 OURS = (
-    "import json, sys; from app.scanners.ports import scan_sync; "
-    f"print(json.dumps(scan_sync([{HOST!r}], list(range(1, 65536)))[{HOST!r}]))"
+    "import asyncio, json, sys; from app.scanners.ports import scan; "
+    f"print(json.dumps(asyncio.run(scan([{HOST!r}], list(range(1, 65536))))[{HOST!r}]))"
 )
 
 
@@ -70,7 +71,7 @@ def run_ours_process() -> tuple[float, set[int]]:
 
 def run_ours_inline() -> tuple[float, set[int]]:
     start = time.perf_counter()
-    found = scan_sync([HOST], list(range(1, 65536)))
+    found = asyncio.run(scan([HOST], list(range(1, 65536))))
     return time.perf_counter() - start, set(found[HOST])
 
 

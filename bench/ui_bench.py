@@ -44,9 +44,9 @@ def seed(data_dir: Path, subdomains: int, ports: int) -> int:
     os.environ.update({"DATA_DIR": str(data_dir), "REDIS_URL": UNREACHABLE_REDIS})
     from sqlalchemy import insert
 
-    from app import targets
     from app.db import ensure_migrated, session_scope
     from app.models import Event, Job, Observation, Scan, SecretFinding, utcnow
+    from app.recon import targets
 
     ensure_migrated()
     target = targets.create({"name": "bench-big", "domains": ["example.com"], "cidrs": ["10.0.0.0/16"]})

@@ -56,7 +56,8 @@ def test_database(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _reset_caches() -> None:
-    from app import broker, db
+    from app import db
+    from app.jobs import broker
     from app.settings import get_settings
 
     get_settings.cache_clear()

@@ -25,13 +25,26 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from app import scans, schedules, targets
-from app.notify import channels
-from app.scanners import ports
+from app.errors import (
+    ChannelError,
+    InvalidArguments,
+    PortSpecError,
+    RuleError,
+    ScanError,
+    ScheduleError,
+    ScopeError,
+    TargetError,
+)
+from app.monitor.notify import channels
+from app.net.names import normalise_domain
+from app.net.urls import InvalidURL, check_url
+from app.recon import schedule as schedule_spec
+from app.recon import stages, targets
+from app.recon.options import check_options
+from app.recon.scope import Scope, normalise_network, normalise_pattern
+from app.scanners import portspec
 from app.scanners.dns import ResolverError, parse_resolver
-from app.scope import Scope, ScopeError, normalise_domain, normalise_network, normalise_pattern
 from app.secrets import rules
-from app.urls import InvalidURL, check_url
 from tests.conftest import UNREACHABLE_REDIS
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -325,10 +338,11 @@ def test_generated_urls_are_accepted_unchanged(scheme, domain, port, path):
 @FAST
 @given(text_with(*URL_TOKENS))
 def test_javascript_scan_urls_are_checked_like_target_urls(text):
-    from app import registry
+    from app import tasks  # noqa: F401  (registers the jobs)
+    from app.jobs import registry
 
     spec = registry.get("secrets_scan_url")
-    clean = outcome(spec.validate, {"url": text}, registry.InvalidArguments)
+    clean = outcome(spec.validate, {"url": text}, InvalidArguments)
     if clean is REFUSED:
         return
     assert clean == {"url": check_url(text)}
@@ -366,7 +380,7 @@ CHAT_URLS = st.sampled_from(
 @FAST
 @given(st.sampled_from(channels.KINDS), st.one_of(text_with(*URL_TOKENS, "smtp://", "?from=a@b.c&to=d@e.f"), CHAT_URLS))
 def test_channel_urls_are_validated_per_kind_or_refused(kind, url):
-    body = outcome(channels.validate, {"kind": kind, "url": url}, channels.ChannelError)
+    body = outcome(channels.validate, {"kind": kind, "url": url}, ChannelError)
     if body is REFUSED:
         return
     assert body["url"] == url.strip()
@@ -390,7 +404,7 @@ def test_channel_urls_are_validated_per_kind_or_refused(kind, url):
     st.dictionaries(st.text(max_size=8), json_values, max_size=2),
 )
 def test_channel_bodies_take_any_json(body, extra):
-    checked = outcome(channels.validate, body | extra, channels.ChannelError)
+    checked = outcome(channels.validate, body | extra, ChannelError)
     if checked is not REFUSED:
         assert channels.validate(checked) == checked
 
@@ -456,12 +470,12 @@ def format_ports(numbers: list[int]) -> str:
 @FAST
 @given(text_with(*PORT_TOKENS, huge=500))  # (longer runs of digits: see the test below)
 def test_port_specs_give_sorted_unique_ports_or_a_port_spec_error(text):
-    numbers = outcome(ports.parse_ports, text, ports.PortSpecError)
+    numbers = outcome(portspec.parse_ports, text, PortSpecError)
     if numbers is REFUSED:
         return
     assert numbers and numbers == sorted(set(numbers))
-    assert all(1 <= n <= ports.MAX_PORT for n in numbers)
-    assert ports.parse_ports(format_ports(numbers)) == numbers
+    assert all(1 <= n <= portspec.MAX_PORT for n in numbers)
+    assert portspec.parse_ports(format_ports(numbers)) == numbers
 
 
 @FAST
@@ -470,27 +484,27 @@ def test_generated_port_lists_and_ranges_are_accepted(ranges, spaced):
     bounds = [(start, min(start + length, 65535)) for start, length in ranges]
     spec = (", " if spaced else ",").join(f"{a}-{b}" if a != b else str(a) for a, b in bounds)
     expected = sorted({port for a, b in bounds for port in range(a, b + 1)})
-    assert ports.parse_ports(spec) == expected
-    assert ports.parse_ports(format_ports(expected)) == expected
+    assert portspec.parse_ports(spec) == expected
+    assert portspec.parse_ports(format_ports(expected)) == expected
 
 
 @FAST
 @given(st.integers(-5, 1100) | st.integers())
 def test_top_ports_are_the_most_common_ones_or_a_value_error(count):
-    available = len(ports.top_ports(1000))
+    available = len(portspec.top_ports(1000))
     if 1 <= count <= available:
-        top = ports.top_ports(count)
+        top = portspec.top_ports(count)
         assert len(top) == len(set(top)) == count
-        assert ports.parse_ports(f"top{count}") == sorted(top)
+        assert portspec.parse_ports(f"top{count}") == sorted(top)
     else:
         with pytest.raises(ValueError, match="top ports go from 1"):
-            ports.top_ports(count)
+            portspec.top_ports(count)
 
 
 @pytest.mark.parametrize("spec", ["9" * 5000, "top" + "9" * 5000, "1-" + "9" * 5000])
 def test_a_port_number_with_thousands_of_digits_is_a_port_spec_error(spec):
-    with pytest.raises(ports.PortSpecError):
-        ports.parse_ports(spec)
+    with pytest.raises(PortSpecError):
+        portspec.parse_ports(spec)
 
 
 # ----------------------------------------------------------------------------------------------- schedules
@@ -508,11 +522,11 @@ schedule_values = st.one_of(
 @FAST
 @given(schedule_values, st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))
 def test_schedules_are_refused_or_can_be_run(schedule, after):
-    clean = outcome(schedules.check, schedule, schedules.ScheduleError)
+    clean = outcome(schedule_spec.check, schedule, ScheduleError)
     if clean is REFUSED or clean is None:
         return
-    assert schedules.check(clean) == clean
-    when = schedules.next_run(clean, after.replace(tzinfo=UTC))
+    assert schedule_spec.check(clean) == clean
+    when = schedule_spec.next_run(clean, after.replace(tzinfo=UTC))
     assert when > after.replace(tzinfo=UTC)
 
 
@@ -530,7 +544,9 @@ def splits(url: str) -> bool:
 scan_options = st.fixed_dictionaries(
     {},
     optional={
-        "modules": st.one_of(st.lists(st.sampled_from(scans.MODULES + ("nope",))), text_with(",", "dns"), json_values),
+        "modules": st.one_of(
+            st.lists(st.sampled_from(stages.modules() + ("nope",))), text_with(",", "dns"), json_values
+        ),
         "resolvers": st.one_of(st.lists(text_with(":", ".", "53", "127.0.0.1", "[::1]")), json_values),
         # (URLs that urlsplit() refuses, and longer runs of digits in ports: see the tests above.)
         "ct_url": st.one_of(text_with(*URL_TOKENS).filter(splits), json_values),
@@ -544,15 +560,15 @@ scan_options = st.fixed_dictionaries(
 @FAST
 @given(scan_options, st.dictionaries(st.text(max_size=8), json_values, max_size=1))
 def test_scan_options_are_cleaned_or_refused(options, extra):
-    clean = outcome(scans.check_options, options | extra, scans.ScanError)
+    clean = outcome(check_options, options | extra, ScanError)
     if clean is not REFUSED:
-        assert scans.check_options(clean) == clean
+        assert check_options(clean) == clean
 
 
 @pytest.mark.parametrize("ct_url", ["http://[x/?q={domain}", "https://a\uff03b/?q={domain}"])
 def test_a_ct_url_that_urlsplit_refuses_is_a_scan_error(ct_url):
-    with pytest.raises(scans.ScanError):
-        scans.check_options({"ct_url": ct_url})
+    with pytest.raises(ScanError):
+        check_options({"ct_url": ct_url})
 
 
 target_bodies = st.fixed_dictionaries(
@@ -573,12 +589,12 @@ target_bodies = st.fixed_dictionaries(
 @given(target_bodies)
 def test_target_bodies_are_validated_whole_or_refused(body):
     # ScanError comes from the scan_options; the API answers both with 422.
-    stored = outcome(targets.validate, body, (targets.TargetError, scans.ScanError))
+    stored = outcome(targets.validate, body, (TargetError, ScanError))
     if stored is REFUSED:
         return
     assert targets.validate(stored) == stored
     if stored["schedule"] is not None:
-        assert schedules.next_run(stored["schedule"], datetime(2026, 1, 1, tzinfo=UTC))
+        assert schedule_spec.next_run(stored["schedule"], datetime(2026, 1, 1, tzinfo=UTC))
 
 
 # ----------------------------------------------------------------------------------------------- secret rule files
@@ -674,7 +690,7 @@ def load_rule_text(text: str | bytes) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rules.toml"
         path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
-        return outcome(lambda p: rules.load_rules([p], builtin=False), path, rules.RuleError)
+        return outcome(lambda p: rules.load_rules([p], builtin=False), path, RuleError)
 
 
 @quiet_regex_warnings

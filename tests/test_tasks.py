@@ -38,7 +38,7 @@ def test_worker_answers_in_celery_mode(celery_env, worker):
 def test_eager_job_records_progress_and_failure(fallback_env):
     code = (
         "from app.tasks import diag_sleep, diag_fail\n"
-        "from app.jobtask import JobFailed\n"
+        "from app.errors import JobFailed\n"
         "h = diag_sleep.delay(seconds=0.2, steps=4); print(h.get())\n"
         "try:\n    diag_fail.delay(message='expected failure').get()\nexcept JobFailed as e:\n    print('FAILED', e)\n"
     )

@@ -11,12 +11,10 @@ from urllib.parse import quote
 
 import httpx
 
-from app.httpbody import BodyRefused, read_body
-from app.scope import ScopeError, normalise_domain
-
-
-class CTError(Exception):
-    """The CT source could not be used; the message says why (for the scan's warnings)."""
+from app.errors import BodyRefused, CTError, InvalidName
+from app.net.body import read_whole
+from app.net.names import normalise_domain
+from app.settings import get_settings
 
 
 def search_url(template: str, domain: str) -> str:
@@ -39,7 +37,7 @@ def names_from(entries: object, domain: str) -> list[str]:
                 raw = raw.strip().lower().removeprefix("*.")
                 try:
                     name = normalise_domain(raw)
-                except ScopeError:
+                except InvalidName:
                     continue
                 if name == domain or name.endswith("." + domain):
                     found.setdefault(name, None)
@@ -54,8 +52,6 @@ async def subdomains(
     max_bytes: int | None = None,
     user_agent: str | None = None,
 ) -> list[str]:
-    from app.settings import get_settings
-
     settings = get_settings()
     url = search_url(url_template or settings.ct_url, domain)
     limit = max_bytes or settings.ct_max_bytes
@@ -71,7 +67,7 @@ async def subdomains(
         ):
             if response.status_code != 200:
                 raise CTError(f"certificate transparency source answered HTTP {response.status_code} ({url})")
-            body = await read_body(response, limit)
+            body = await read_whole(response, limit)
     except BodyRefused as exc:
         raise CTError(f"certificate transparency answer refused ({url}): {exc}") from None
     except httpx.HTTPError as exc:

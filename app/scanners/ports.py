@@ -1,4 +1,4 @@
-"""TCP connect port scanning: port specs (`parse_ports`) and a scanner (`scan`, `scan_sync`).
+"""TCP connect port scanning (`scan`); the port lists it takes are read by app/scanners/portspec.py.
 
 A probe is create, connect, close: no socket outlives its port's answer, so file descriptors and memory
 are bounded by `concurrency` (plus one list of open ports per host), not by the number of ports.
@@ -35,22 +35,19 @@ import errno
 import ipaddress
 import logging
 import os
-import re
 import resource
 import socket
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import lru_cache
-from pathlib import Path
 
+from app.errors import PortScanError
+from app.scanners.portspec import MAX_PORT
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-TOP_PORTS_FILE = Path(__file__).with_name("data") / "top_ports.txt"
-MAX_PORT = 65535
 PROGRESS_EVERY = 500  # finished probes between progress() calls
 GIVE_UP_SECONDS = 60.0  # of nothing but "too many open files" (or similar) before PortScanError
 
@@ -91,80 +88,6 @@ _NOT_OPEN = frozenset(
 _RESOURCE_ERRORS = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EAGAIN, errno.EADDRNOTAVAIL}
 )
-
-_DIGITS = re.compile(r"[0-9]+")
-_TOP = re.compile(r"top\s*([0-9]+)", re.IGNORECASE)
-
-
-class PortSpecError(ValueError):
-    """A port spec that is not a comma-separated list of ports, START-END ranges and topN."""
-
-
-class PortScanError(RuntimeError):
-    """The scan could not go on: no sockets to be had for too long, or an error no retry can fix."""
-
-
-# ------------------------------------------------------------------------------------------- port specs
-
-
-@lru_cache(maxsize=1)
-def _top_ports() -> tuple[int, ...]:
-    lines = TOP_PORTS_FILE.read_text(encoding="ascii").splitlines()
-    return tuple(int(line) for line in (raw.split("#", 1)[0].strip() for raw in lines) if line)
-
-
-def top_ports(count: int) -> list[int]:
-    """The `count` most commonly open TCP ports, most common first (from Nmap's frequency data)."""
-    available = _top_ports()
-    if not 1 <= count <= len(available):
-        raise ValueError(f"top ports go from 1 to {len(available)}, not {count}")
-    return list(available[:count])
-
-
-def parse_ports(spec: str) -> list[int]:
-    """Sorted unique ports from a spec such as "80,443,8000-8100", "top100", "top1000,8443" or "1-65535"."""
-    if not spec.strip():
-        raise PortSpecError("the port spec is empty; give ports such as 80,443,8000-8100 or top100")
-    ports: set[int] = set()
-    for raw in spec.split(","):
-        ports.update(_parse_part(raw.strip(), spec))
-    return sorted(ports)
-
-
-def _parse_part(part: str, spec: str) -> Iterable[int]:
-    where = f"in port spec {_shorten(spec)!r}"
-    if not part:
-        raise PortSpecError(f"empty entry {where}: two commas in a row, or one at either end")
-    if top := _TOP.fullmatch(part):
-        available = len(_top_ports())
-        if len(top.group(1)) > 5 or not 1 <= int(top.group(1)) <= available:
-            raise PortSpecError(f"{part!r} {where}: the top-ports lists go from top1 to top{available}")
-        return _top_ports()[: int(top.group(1))]
-    if "-" in part:
-        bounds = [b.strip() for b in part.split("-")]
-        if len(bounds) != 2 or not all(_DIGITS.fullmatch(b) for b in bounds):
-            raise PortSpecError(f"{_shorten(part)!r} {where} is not a range: write START-END, e.g. 8000-8100")
-        start, end = (_port_number(b, where) for b in bounds)
-        if start > end:
-            raise PortSpecError(f"range {part!r} {where} runs backwards: {start} is greater than {end}")
-        return range(start, end + 1)
-    return (_port_number(part, where),)
-
-
-def _port_number(text: str, where: str) -> int:
-    if not _DIGITS.fullmatch(text):
-        raise PortSpecError(
-            f"{_shorten(text)!r} {where} is not a port number, a range such as 8000-8100, or top100/top1000"
-        )
-    # No int() of a long run of digits: past 4300 digits Python itself refuses it.
-    value = int(text) if len(text) <= 5 else MAX_PORT + 1
-    if not 1 <= value <= MAX_PORT:
-        raise PortSpecError(f"port {_shorten(text)} {where} is out of range: ports go from 1 to {MAX_PORT}")
-    return value
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ------------------------------------------------------------------------------------------- one probe
@@ -620,29 +543,3 @@ async def scan(
     )
     await run.run()
     return {target.host: sorted(target.open) for target in targets}
-
-
-def scan_sync(
-    hosts: list[str],
-    ports: list[int],
-    *,
-    concurrency: int | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    rate_per_host: int | None = None,
-    rate_global: int | None = None,
-    progress: Progress | None = None,
-) -> dict[str, list[int]]:
-    """`scan` for code without an event loop of its own."""
-    return asyncio.run(
-        scan(
-            hosts,
-            ports,
-            concurrency=concurrency,
-            timeout=timeout,
-            retries=retries,
-            rate_per_host=rate_per_host,
-            rate_global=rate_global,
-            progress=progress,
-        )
-    )

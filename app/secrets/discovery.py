@@ -18,13 +18,16 @@ from urllib.parse import unquote_to_bytes, urldefrag, urljoin, urlsplit
 
 import httpx
 
-from app.context import current_job
-from app.httpbody import BodyRefused, read_body
-from app.pinning import PinFunction, pinned_transport
+from app.errors import BodyRefused
+from app.jobs.context import current_job
+from app.net.body import read_whole
+from app.net.pinning import PinFunction, pinned_transport
+from app.net.urls import check_url, same_site
 from app.secrets import links
 from app.secrets.engine import Finding, Matcher, scan_bytes
+from app.secrets.scan import make_matcher
 from app.secrets.sourcemap import annotate
-from app.urls import check_url, same_site
+from app.settings import get_settings
 
 MAX_REDIRECTS = 5
 MAX_ENDPOINTS = 5000
@@ -49,8 +52,6 @@ class Limits:
 
     @classmethod
     def from_settings(cls) -> Limits:
-        from app.settings import get_settings
-
         s = get_settings()
         return cls(
             max_files=s.discovery_max_files,
@@ -125,7 +126,7 @@ async def _get(client: httpx.AsyncClient, url: str, target: str, limits: Limits)
             if response.status_code >= 400:
                 raise Skip(f"HTTP {response.status_code}")
             try:
-                body = await read_body(response, limits.max_file_bytes, limits.max_decompression_ratio)
+                body = await read_whole(response, limits.max_file_bytes, limits.max_decompression_ratio)
             except BodyRefused as reason:
                 raise Skip(str(reason)) from None
             headers = {k.lower(): v for k, v in response.headers.items()}
@@ -326,7 +327,5 @@ def discover(
 ) -> Discovery:
     """Crawl one web target for JavaScript and scan it. Runs its own event loop; inside a running
     loop (a recon scan) await `Crawler(...).run()` instead. `pin` decides where each host connects."""
-    from app.secrets.scan import make_matcher
-
     crawler = Crawler(url, matcher or make_matcher(), limits or Limits.from_settings(), on_file, pin)
     return asyncio.run(crawler.run())

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hyperscan
+
 from app.secrets.rules import CONFIDENCES, Rule, RuleError, RuleSet
 
 MAX_CANDIDATES_PER_FILE = 200_000
@@ -113,12 +115,6 @@ class Finding:
     def redacted(self) -> str:
         return redact(self.secret)
 
-    def context_hint(self) -> str:
-        """A short redacted snippet, for test failure messages and logs."""
-        from app.secrets.context import snippet
-
-        return snippet(self, radius=40)
-
 
 def redact(secret: str) -> str:
     shown = 4 if len(secret) >= 16 else max(0, len(secret) // 4)
@@ -207,8 +203,6 @@ class Matcher:
     """A compiled rule set. Compiling takes a moment; the database is cached on disk by rule digest."""
 
     def __init__(self, ruleset: RuleSet, cache_dir: Path | None = None) -> None:
-        import hyperscan
-
         self.ruleset = ruleset
         self.rules = ruleset.rules
         self.rule_order = {rule.id: rule.order for rule in ruleset.rules}

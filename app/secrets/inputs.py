@@ -8,19 +8,19 @@ disappears or cannot be read is reported, never a crash.
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.errors import DecodeError, SkipFile
+from app.net.body import Decoder
+from app.net.text import human_size
+from app.settings import get_settings
+
 SCAN_EXTENSIONS = frozenset({".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".html", ".htm", ".json", ".map"})
-COMPRESSED_EXTENSIONS = {".gz": "gzip", ".br": "brotli"}
+COMPRESSED_EXTENSIONS = {".gz": "gzip", ".br": "brotli"}  # file ending -> app.net.body.Decoder kind
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 BINARY_SNIFF = 8192
-
-
-class SkipFile(Exception):
-    """This file is not scanned; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,8 @@ class Limits:
 
     @classmethod
     def from_settings(cls) -> Limits:
-        from app.settings import get_settings
-
         s = get_settings()
         return cls(s.secrets_max_file_bytes, s.secrets_max_decompression_ratio, s.secrets_chunk_bytes)
-
-
-def human_size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"
 
 
 def compression_of(path: str | Path) -> str | None:
@@ -105,7 +95,7 @@ def read_chunks(path: str | Path, limits: Limits) -> Iterator[bytes]:
         raise SkipFile(f"cannot read: {exc.strerror or exc}") from None
     try:
         raw = _raw_chunks(handle, limits.chunk_size)
-        chunks = _decompress(raw, kind, limits) if kind else raw
+        chunks = _decompressed(raw, kind, limits) if kind else raw
         first = True
         for chunk in chunks:
             if first and b"\0" in chunk[:BINARY_SNIFF]:
@@ -123,78 +113,13 @@ def _raw_chunks(handle, size: int) -> Iterator[bytes]:
         yield chunk
 
 
-def decompressor(kind: str):
-    if kind == "gzip":
-        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, auto-detected
-    if kind == "brotli":
-        import brotli
-
-        return brotli.Decompressor()
-    raise ValueError(kind)
-
-
-class Decoder:
-    """Incremental gzip/brotli decoding whose output never exceeds one chunk per step and
-    which stops at the size and ratio caps: a bomb costs a few chunks of memory, not gigabytes."""
-
-    def __init__(self, kind: str, limits: Limits) -> None:
-        self.kind = kind
-        self.limits = limits
-        self.engine = decompressor(kind)
-        self.consumed = self.produced = 0
-
-    def _count(self, out: bytes) -> bytes:
-        self.produced += len(out)
-        check_expansion(self.produced, self.consumed, self.limits)
-        return out
-
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        self.consumed += len(chunk)
-        step = self.limits.chunk_size
-        try:
-            if self.kind == "gzip":
-                pending = chunk
-                while pending:
-                    out = self.engine.decompress(pending, step)
-                    pending = self.engine.unconsumed_tail
-                    if out:
-                        yield self._count(out)
-            else:
-                out = self.engine.process(chunk, output_buffer_limit=step)
-                while True:
-                    if out:
-                        yield self._count(out)
-                    if self.engine.can_accept_more_data() or self.engine.is_finished():
-                        break
-                    out = self.engine.process(b"", output_buffer_limit=step)
-        except SkipFile:
-            raise
-        except Exception as exc:  # zlib.error / brotli.error: corrupt data
-            raise SkipFile(f"corrupt {self.kind} data: {exc}") from None
-
-    def finish(self) -> Iterator[bytes]:
-        if self.kind == "gzip":
-            try:
-                tail = self.engine.flush()
-            except Exception as exc:
-                raise SkipFile(f"corrupt {self.kind} data: {exc}") from None
-            if tail:
-                yield self._count(tail)
-
-
-def _decompress(raw: Iterator[bytes], kind: str, limits: Limits) -> Iterator[bytes]:
-    decoder = Decoder(kind, limits)
-    for chunk in raw:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
-
-
-def check_expansion(produced: int, consumed: int, limits: Limits) -> None:
-    if produced > limits.max_file_bytes:
-        raise SkipFile(f"decompresses to more than the {human_size(limits.max_file_bytes)} cap")
-    # A small slack so tiny files with a high but harmless ratio are not refused.
-    if produced > 1 << 20 and produced > consumed * limits.max_decompression_ratio:
-        raise SkipFile(
-            f"decompression ratio above {limits.max_decompression_ratio}:1 "
-            f"({human_size(consumed)} → {human_size(produced)}+): likely a decompression bomb"
-        )
+def _decompressed(raw: Iterator[bytes], kind: str, limits: Limits) -> Iterator[bytes]:
+    decoder = Decoder(
+        kind, max_bytes=limits.max_file_bytes, max_ratio=limits.max_decompression_ratio, step=limits.chunk_size
+    )
+    try:
+        for chunk in raw:
+            yield from decoder.feed(chunk)
+        yield from decoder.finish()
+    except DecodeError as exc:
+        raise SkipFile(str(exc)) from None

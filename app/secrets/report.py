@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.text import Text
+
 from app import __version__
-from app.secrets.context import readable, snippet
 from app.secrets.engine import Finding
 from app.secrets.rules import RuleSet
 from app.secrets.scan import ScanReport
+from app.secrets.snippets import readable, snippet
 
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 
@@ -114,11 +119,7 @@ def as_sarif(report: ScanReport, rules: RuleSet, reveal: bool = False) -> str:
     return json.dumps(sarif, indent=2, ensure_ascii=False)
 
 
-def print_text(report: ScanReport, console, reveal: bool = False) -> None:
-    from rich.markup import escape
-    from rich.panel import Panel
-    from rich.text import Text
-
+def print_text(report: ScanReport, console: Console, reveal: bool = False) -> None:
     colours = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
     for f in report.findings:
         where = f"{f.file}:{f.line}:{f.column}"

@@ -11,16 +11,14 @@ import hashlib
 import random
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from app.errors import RuleError
 
 BUILTIN_RULES = Path(__file__).with_name("rules.toml")
 SEVERITIES = ("low", "medium", "high", "critical")
 CONFIDENCES = ("low", "medium", "high")
-
-
-class RuleError(ValueError):
-    """A rule file or rule is invalid; the message names which and why."""
 
 
 @dataclass(frozen=True)
@@ -200,8 +198,6 @@ def load_rules(extra: list[Path] | tuple[Path, ...] = (), *, builtin: bool = Tru
 
 
 def _replace_order(rule: Rule, order: int) -> Rule:
-    from dataclasses import replace
-
     return replace(rule, order=order)
 
 

@@ -12,6 +12,7 @@ from app.secrets.engine import Finding, Matcher, scan_chunks
 from app.secrets.inputs import Limits, SkipFile, expand, read_chunks
 from app.secrets.rules import CONFIDENCES, RuleSet, load_rules
 from app.secrets.sourcemap import annotate
+from app.settings import get_settings
 
 
 @dataclass
@@ -29,8 +30,6 @@ def confident_enough(finding: Finding, minimum: str) -> bool:
 
 
 def make_matcher(rule_files: list[Path] | None = None, ruleset: RuleSet | None = None) -> Matcher:
-    from app.settings import get_settings
-
     settings = get_settings()
     extra = list(rule_files or [])
     if settings.secrets_rules_file and not rule_files:

@@ -15,24 +15,18 @@ from sqlalchemy import case, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app import audit
+from app.accounts import audit
 from app.db import session_scope
+from app.errors import BadStatusFilter, FindingNotFound
 from app.models import SecretFinding, SecretSighting, SecretTriage, aware, iso, utcnow
-from app.secrets.context import readable
 from app.secrets.engine import Finding
+from app.secrets.snippets import beautify, readable
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 # What a list can show: findings nobody has triaged yet, those marked one way or the other, or all.
 STATUS_FILTERS = ("open", "false_positive", "resolved", "all")
 
 log = logging.getLogger("assetmon.secrets")
-
-
-class FindingNotFound(LookupError):
-    status_code = 404
-
-    def __init__(self, finding_id: int) -> None:
-        super().__init__(f"no secret finding with id {finding_id}")
 
 
 def asset_of(url: str) -> str:
@@ -154,15 +148,7 @@ def display_context(context: str) -> str:
     the stored text; rows stored before that hold one raw line (newlines shown as ⏎): beautify those."""
     if "\n" in context or ("⏎" not in context and len(context) <= 120):
         return context
-    import jsbeautifier
-
-    options = jsbeautifier.default_options()
-    options.indent_size = 2
-    options.wrap_line_length = 120
-    try:
-        return jsbeautifier.beautify(context.replace("⏎", "\n"), options)
-    except Exception:  # a window cut mid-token can confuse the beautifier; show it raw
-        return context.replace("⏎", "\n")
+    return beautify(context.replace("⏎", "\n"))
 
 
 def sighting_dict(s: SecretSighting) -> dict[str, Any]:
@@ -181,17 +167,10 @@ def sighting_dict(s: SecretSighting) -> dict[str, Any]:
     return data
 
 
-class BadStatusFilter(ValueError):
-    status_code = 422
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"status must be one of {', '.join(STATUS_FILTERS)}, not {status!r}")
-
-
 def _with_verdicts(query, status: str):
     """Join each finding to the verdict on its fingerprint (if any) and keep those with `status`."""
     if status not in STATUS_FILTERS:
-        raise BadStatusFilter(status)
+        raise BadStatusFilter(status, STATUS_FILTERS)
     query = query.join(SecretTriage, col(SecretTriage.fingerprint) == SecretFinding.fingerprint, isouter=True)
     if status == "open":
         return query.where(col(SecretTriage.fingerprint).is_(None))

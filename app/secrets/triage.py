@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from app import audit
+from app.accounts import audit
 from app.db import session_scope
+from app.errors import TriageError
 from app.models import SecretFinding, SecretTriage, utcnow
 from app.secrets.store import FindingNotFound, triage_dict
 
@@ -22,12 +23,6 @@ STATUSES = ("false_positive", "resolved")
 MAX_NOTE = 500
 
 log = logging.getLogger("assetmon.secrets")
-
-
-class TriageError(ValueError):
-    """A verdict that cannot be recorded as asked; the message says what would be accepted."""
-
-    status_code = 422
 
 
 def _checked(status: str, note: str) -> str:

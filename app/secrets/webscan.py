@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.context import current_job
+from app.jobs.context import current_job
 from app.secrets import store
 from app.secrets.discovery import Discovery, FileResult, discover
 from app.secrets.report import finding_dict
 
+JOB = "secrets_scan_url"  # the job that runs scan_url (app/tasks.py)
 # The job result is a summary; every finding is in the database, with all its locations.
 MAX_RESULT_FINDINGS = 500
 MAX_RESULT_ENDPOINTS = 1000

@@ -18,7 +18,7 @@ from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from app import sessions, tokens
+from app.accounts import sessions, tokens
 from app.settings import get_settings
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})

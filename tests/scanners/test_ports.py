@@ -23,10 +23,17 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import PortScanError, PortSpecError
 from app.scanners import ports
-from app.scanners.ports import PortScanError, PortSpecError, parse_ports, scan, scan_sync, top_ports
+from app.scanners.ports import scan
+from app.scanners.portspec import parse_ports, top_ports
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def scan_sync(*args, **kwargs) -> dict[str, list[int]]:
+    """`scan` from these (loop-less) tests."""
+    return asyncio.run(scan(*args, **kwargs))
 
 
 # ---------------------------------------------------------------- port specs
@@ -377,7 +384,8 @@ _STARVED = """
 import json, logging, os, resource, socket, sys
 sys.path.insert(0, sys.argv[1])
 logging.basicConfig(level=logging.WARNING)
-from app.scanners.ports import scan_sync
+import asyncio
+from app.scanners.ports import scan
 
 keep = []
 def listener(backlog):
@@ -388,8 +396,8 @@ for _ in range(30):  # connects to these stay pending, each holding a descriptor
 open_ports = [listener(16) for _ in range(3)]
 used = len(os.listdir("/proc/self/fd"))
 resource.setrlimit(resource.RLIMIT_NOFILE, (used + 12, used + 12))  # room for about 8 sockets
-found = scan_sync(["127.0.0.1"], holes[:15] + open_ports + holes[15:], concurrency=200, timeout=0.3, retries=0,
-                  rate_per_host=0, rate_global=0)
+found = asyncio.run(scan(["127.0.0.1"], holes[:15] + open_ports + holes[15:], concurrency=200, timeout=0.3,
+                         retries=0, rate_per_host=0, rate_global=0))
 print(json.dumps({"found": found["127.0.0.1"], "open": sorted(open_ports)}))
 """
 
@@ -407,10 +415,11 @@ def test_running_out_of_file_descriptors_backs_off_and_loses_nothing():
 _LOW_LIMIT = """
 import resource, sys
 sys.path.insert(0, sys.argv[1])
-from app.scanners.ports import scan_sync
+import asyncio
+from app.scanners.ports import scan
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
-scan_sync(["127.0.0.1"], [1], concurrency=2000, timeout=1, retries=0, rate_per_host=0, rate_global=0)
+asyncio.run(scan(["127.0.0.1"], [1], concurrency=2000, timeout=1, retries=0, rate_per_host=0, rate_global=0))
 print(resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard) or hard <= 256)
 """
 

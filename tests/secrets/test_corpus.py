@@ -9,6 +9,7 @@ from app.secrets.engine import Matcher
 from app.secrets.inputs import Limits
 from app.secrets.rules import load_rules
 from app.secrets.scan import scan_paths
+from app.secrets.snippets import snippet
 from tests.support.bundles import main_bundles, package_dirs
 from tests.support.planting import plant
 
@@ -45,7 +46,7 @@ def test_planted_secrets_recall_precision_and_exact_offsets(matcher, tmp_path):
                 assert finding.column == finding.start - data.rfind(b"\n", 0, finding.start)
         planted_total += len(expected)
         found_total += len(expected.keys() & got.keys())
-        false = [(f.rule, f.redacted(), f.context_hint()) for k, f in got.items() if k not in expected]
+        false = [(f.rule, f.redacted(), snippet(f, radius=40)) for k, f in got.items() if k not in expected]
         false_total += len(false)
         missed = [(k[0], expected[k].value[:12]) for k in expected.keys() - got.keys()]
         assert not false, false

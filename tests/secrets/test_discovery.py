@@ -8,8 +8,8 @@ import gzip
 import brotli
 import pytest
 
+from app.net.urls import InvalidURL, check_url, same_site
 from app.secrets.discovery import Limits, discover
-from app.urls import InvalidURL, check_url, same_site
 from tests.support.weblab import LabServer
 
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from app import audit
+from app.accounts import audit
 from app.secrets import store, triage
 from app.secrets.engine import Finding, scan_bytes
 from app.secrets.scan import make_matcher

@@ -45,8 +45,8 @@ from schemathesis.generation.feedback import FeedbackSources
 from schemathesis.pytest._test_builder import build_operation_test
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from app.notify.channels import EVENT_TYPES, KINDS, SEVERITIES
-from app.registry import QUEUES
+from app.monitor.notify.channels import EVENT_TYPES, KINDS, SEVERITIES
+from app.settings import QUEUES
 from tests.conftest import UNREACHABLE_REDIS
 from tests.support.processes import (
     AUTH,

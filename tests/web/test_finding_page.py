@@ -39,7 +39,7 @@ def seed(env: dict[str, str], files: list[tuple[str, str]], job: str = "0" * 32)
 
 
 def audit_rows(env: dict[str, str]) -> list[dict]:
-    done = run_python(env, "import json; from app import audit; print(json.dumps(audit.recent()))")
+    done = run_python(env, "import json; from app.accounts import audit; print(json.dumps(audit.recent()))")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -79,7 +79,7 @@ def test_a_scan_logs_its_stages_and_its_live_fragment_stops_with_the_results(lab
 
 
 def test_a_running_scan_can_be_cancelled_from_its_page(fallback_web, settings_env):
-    from app import tokens
+    from app.accounts import tokens
 
     started = fallback_web.post(
         "/api/v1/scans", json={"target": "127.0.0.64/29", "modules": ["ports"], "options": {"ports": "1-65535"}}

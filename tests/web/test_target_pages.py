@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_assets import XSS, seed
+from tests.recon.test_assets import XSS, seed
 from tests.web.conftest import login, shot
 
 HX = {"HX-Request": "true"}

@@ -8,7 +8,7 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from app.models import MAX_ID
-from app.text import has_lone_surrogate
+from app.net.text import has_lone_surrogate
 
 # A row id in a path or a query string: a bigger number is refused with 422 before any query sees it.
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]

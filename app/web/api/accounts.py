@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from app import accounts, audit, tokens
+from app.accounts import audit, tokens
+from app.accounts import users as accounts
+from app.errors import AccountError
 from app.web.api import RowId
 from app.web.auth import Principal, client_ip, current_user, require_admin
 
@@ -56,7 +58,7 @@ def create_user(body: NewUser, request: Request, admin: Admin) -> dict[str, Any]
 def change_user(username: str, body: UserChange, request: Request, admin: Admin) -> dict[str, Any]:
     """{"role"?: "admin"|"viewer", "password"?: "..."} (a new password signs the user's browsers out)."""
     if body.role is None and body.password is None:
-        raise accounts.AccountError('send {"role": ...} and/or {"password": ...}')
+        raise AccountError('send {"role": ...} and/or {"password": ...}')
     if body.password is not None:
         accounts.set_password(username, body.password)
         audit.record(admin.username, "user.password", username, client_ip(request))

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from app.web.status import health
+from app.jobs import health_summary
 
 router = APIRouter(tags=["health"])
 
@@ -15,4 +15,4 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz")
 async def healthz() -> dict[str, Any]:
     """Mode (celery or fallback), Redis, workers and database; never waits on a slow probe."""
-    return await run_in_threadpool(health)
+    return await run_in_threadpool(health_summary)

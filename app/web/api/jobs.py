@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from app import broker, dispatch, joblog, jobs, registry
+from app.jobs import broker, dispatch, log_lines, registry, store
 from app.models import JobStatus
-from app.registry import QUEUES
+from app.settings import QUEUES
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -53,7 +53,7 @@ async def trigger(
 @router.get("/jobs/queues")
 def queues() -> dict[str, Any]:
     """Jobs per queue and state, messages waiting in Redis, and the workers that consume each queue."""
-    counts = jobs.queue_counts()
+    counts = store.queue_counts()
     status = broker.status()
     waiting = broker.queue_lengths(list(QUEUES)) if status.redis_ok else {q: None for q in QUEUES}
     result = {}
@@ -75,13 +75,13 @@ def list_jobs(
 ) -> dict[str, Any]:
     if queue is not None and queue not in QUEUES:
         raise HTTPException(422, f"unknown queue {queue!r}; queues are {', '.join(QUEUES)}")
-    rows = jobs.list_jobs(status=status.value if status else None, name=name, limit=limit, queue=queue)
-    return {"jobs": [jobs.to_dict(job) for job in rows], "count": len(rows)}
+    rows = store.list_jobs(status=status.value if status else None, name=name, limit=limit, queue=queue)
+    return {"jobs": [store.to_dict(job) for job in rows], "count": len(rows)}
 
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str) -> dict[str, Any]:
-    return jobs.to_dict(jobs.get_job(checked_job_id(job_id)))
+    return store.to_dict(store.get_job(checked_job_id(job_id)))
 
 
 @router.get("/jobs/{job_id}/log")
@@ -91,18 +91,18 @@ def get_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     """The job's log lines (stages, totals, warnings, which worker ran what), oldest first."""
-    job = jobs.get_job(checked_job_id(job_id))
-    return {"job_id": job.id, "lines": joblog.lines(job.id, after_id=after, limit=limit)}
+    job = store.get_job(checked_job_id(job_id))
+    return {"job_id": job.id, "lines": log_lines(job.id, after_id=after, limit=limit)}
 
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(job_id: str, terminate: bool = False) -> dict[str, Any]:
     """Cancel a queued job at once; ask a running job to stop at its next checkpoint.
     `?terminate=true` also revokes a running Celery task and kills its process."""
-    return jobs.to_dict(dispatch.cancel(checked_job_id(job_id), terminate=terminate))
+    return store.to_dict(dispatch.cancel(checked_job_id(job_id), terminate=terminate))
 
 
 @router.post("/jobs/{job_id}/requeue", status_code=202)
 def requeue(job_id: str, background: BackgroundTasks) -> dict[str, Any]:
     """Run a finished (succeeded, failed or cancelled) job again, with the same arguments."""
-    return jobs.to_dict(dispatch.requeue(checked_job_id(job_id), background=background))
+    return store.to_dict(dispatch.requeue(checked_job_id(job_id), background=background))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Query, Response
 
-from app.notify import channels, outbox
+from app.monitor.notify import channels, outbox
 from app.web.api import RowId, RowIdFilter, UnicodeOnly
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])

@@ -1,25 +1,34 @@
-"""JSON API for recon: targets (CRUD) and scans (start, inspect, list, cancel)."""
+"""JSON API for scans: start, inspect, list, cancel."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from app import dispatch, scans, targets
-from app.web.api import RowId, RowIdFilter, UnicodeOnly
+from app.errors import ScanError
+from app.jobs import cancel
+from app.models import Scan
+from app.recon import scans
+from app.web.api import RowIdFilter, UnicodeOnly
 
 router = APIRouter(prefix="/api/v1", tags=["recon"])
 
 _SCAN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _scan(scan_id: str):
+def _scan(scan_id: str) -> Scan:
     if not _SCAN_ID.match(scan_id):
         raise HTTPException(404, f"no scan with id {scan_id!r} (scan ids are 32 hexadecimal characters)")
     return scans.get(scan_id)
+
+
+def started(scan: Scan) -> dict[str, Any]:
+    """What starting a scan answers (202)."""
+    data = scans.to_dict(scan, with_result=False)
+    return {"scan_id": scan.id, "job_id": scan.job_id, "status": data["status"], "backend": data["backend"]}
 
 
 @router.post("/scans", status_code=202)
@@ -30,14 +39,13 @@ async def start_scan(
     """Queue a scan of a stored target (name or id) or of a domain, IP/CIDR or URL."""
     unknown = sorted(set(body) - {"target", "modules", "options"})
     if unknown:
-        raise scans.ScanError(f"unknown field(s): {', '.join(unknown)}; a scan takes target, modules, options")
+        raise ScanError(f"unknown field(s): {', '.join(unknown)}; a scan takes target, modules, options")
     if "target" not in body:
-        raise scans.ScanError("'target' is required: a target's name or id, a domain, an IP/CIDR or a URL")
+        raise ScanError("'target' is required: a target's name or id, a domain, an IP/CIDR or a URL")
     scan = await run_in_threadpool(
         scans.create, body["target"], body.get("modules"), body.get("options"), background=background
     )
-    data = scans.to_dict(scan, with_result=False)
-    return {"scan_id": scan.id, "job_id": scan.job_id, "status": data["status"], "backend": data["backend"]}
+    return started(scan)
 
 
 @router.get("/scans")
@@ -56,39 +64,5 @@ def get_scan(scan_id: str) -> dict[str, Any]:
 def cancel_scan(scan_id: str) -> dict[str, Any]:
     scan = _scan(scan_id)
     if scan.job_id:
-        dispatch.cancel(scan.job_id)
+        cancel(scan.job_id)
     return scans.to_dict(scans.get(scan_id), with_result=False)
-
-
-@router.post("/targets", status_code=201)
-def create_target(body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
-    """{"name", "domains": [...], "cidrs"?, "urls"?, "scope"?: {"include", "exclude"}, "scan_options"?, "schedule"?}"""
-    return targets.to_dict(targets.create(body))
-
-
-@router.get("/targets")
-def list_targets() -> dict[str, Any]:
-    rows = [targets.to_dict(t) for t in targets.list_targets()]
-    return {"targets": rows, "count": len(rows)}
-
-
-@router.get("/targets/{target_id}")
-def get_target(target_id: RowId) -> dict[str, Any]:
-    return targets.to_dict(targets.get(target_id))
-
-
-@router.patch("/targets/{target_id}")
-def update_target(target_id: RowId, body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
-    """Change some fields; the whole target is validated again."""
-    return targets.to_dict(targets.update(target_id, body))
-
-
-@router.put("/targets/{target_id}")
-def replace_target(target_id: RowId, body: Annotated[dict[str, Any], Body(), UnicodeOnly]) -> dict[str, Any]:
-    return targets.to_dict(targets.update(target_id, body))
-
-
-@router.delete("/targets/{target_id}", status_code=204)
-def delete_target(target_id: RowId) -> Response:
-    targets.delete(target_id)
-    return Response(status_code=204)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import dispatch, jobs
+from app.jobs import get_job, submit
 from app.models import MAX_ID
-from app.secrets import store, triage
+from app.secrets import store, triage, webscan
 from app.web.api import RowId
 from app.web.api.jobs import checked_job_id
 from app.web.auth import client_ip, require_admin
@@ -28,7 +28,7 @@ class ScanRequest(BaseModel):
 @router.post("/scan", status_code=202)
 async def scan(request: ScanRequest, background: BackgroundTasks) -> dict[str, Any]:
     """Queue a JavaScript secret scan of a web target (same-site scripts, chunks and source maps)."""
-    job = await run_in_threadpool(dispatch.submit, "secrets_scan_url", {"url": request.url}, background=background)
+    job = await run_in_threadpool(submit, webscan.JOB, {"url": request.url}, background=background)
     return {
         "job_id": job.id,
         "status": job.status,
@@ -51,7 +51,7 @@ def list_findings(
 ) -> dict[str, Any]:
     """Stored findings, worst and newest first, secrets redacted. Filter by asset (host), job and/or triage status."""
     if job_id is not None:
-        jobs.get_job(checked_job_id(job_id))  # 404 for a job that does not exist
+        get_job(checked_job_id(job_id))  # 404 for a job that does not exist
     rows = store.list_findings(asset=asset, job_id=job_id, status=status, limit=limit, offset=offset)
     return {"findings": rows, "count": len(rows)}
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of the database schema (env.py reads the tables from app.models)."""

@@ -1,0 +1,31 @@
+"""What every network module shares: URLs and names as we store them, text checks, connections pinned
+to the addresses a scan resolved, and one bounded decoder for whatever a peer sends.
+
+    check_url(url) / same_site(a, b)            app.net.urls
+    normalise_domain(name) / is_address(text)   app.net.names
+    pinned_transport(pin)                      app.net.pinning: connect only where `pin` says
+    read_body(response, cap) / read_whole(...)  app.net.body: size-, ratio- and time-capped
+"""
+
+from app.net.body import Body, Decoder, read_body, read_whole
+from app.net.names import address_key, is_address, normalise_domain
+from app.net.pinning import PinFunction, pinned_transport
+from app.net.text import has_lone_surrogate, human_size
+from app.net.urls import check_url, same_site, site_of
+
+__all__ = [
+    "Body",
+    "Decoder",
+    "PinFunction",
+    "address_key",
+    "check_url",
+    "has_lone_surrogate",
+    "human_size",
+    "is_address",
+    "normalise_domain",
+    "pinned_transport",
+    "read_body",
+    "read_whole",
+    "same_site",
+    "site_of",
+]
