@@ -37,7 +37,7 @@ LOG_DIR=$DATA_DIR/logs
 mkdir -p "$LOG_DIR" "$DATA_DIR/redis" || die "cannot create $DATA_DIR"
 
 log "preparing the database"
-.venv/bin/assetmon db upgrade >/dev/null || die "database migration failed"
+.venv/bin/python -m app.db || die "database migration failed"
 
 flower_note=""
 if [ "$WITH_FLOWER" = 1 ] && ! .venv/bin/python -c "import flower" 2>/dev/null; then

@@ -30,7 +30,7 @@ eval "$vars"
 name=$ASSETMON_WORKER_NAME
 [[ "$name" == *@* ]] || name="$name@%h"
 
-.venv/bin/assetmon db upgrade >/dev/null || { echo "start_worker: database migration failed" >&2; exit 1; }
+.venv/bin/python -m app.db || { echo "start_worker: database migration failed" >&2; exit 1; }
 # Workers run at a lower CPU priority so the web UI stays responsive while scans run.
 exec nice -n "$ASSETMON_WORKER_NICE" .venv/bin/celery -A app.worker worker \
   --queues "$ASSETMON_WORKER_QUEUES" --concurrency "$ASSETMON_WORKER_CONCURRENCY" --hostname "$name" \

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -142,3 +143,13 @@ def ensure_migrated() -> None:
 
 def _redacted_db_url() -> str:
     return make_url(get_settings().db_url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    # `python -m app.db`: create or migrate the database, as the start scripts do before they start a
+    # server (a message instead of a traceback, and without loading all of AssetMon as the CLI does).
+    try:
+        migrate()
+    except DatabaseError as exc:
+        print(f"assetmon: {exc}", file=sys.stderr)
+        sys.exit(1)

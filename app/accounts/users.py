@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,13 @@ MAX_PASSWORD = 1024
 ROLES = tuple(r.value for r in Role)
 
 _hasher = PasswordHasher()
-# Verified when the user name is unknown, so a wrong name costs as much time as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified when the user name is unknown, so a wrong name costs as much time as a wrong password.
+    Made on first use: hashing takes a moment, and most processes never sign anyone in."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 def _account(user: User) -> Account:
@@ -174,7 +180,7 @@ def authenticate(username: str, password: str, ip: str) -> Account | None:
             if username
             else None
         )
-    ok = _verify(user.password_hash if user else _DUMMY_HASH, password or "") and user is not None
+    ok = _verify(user.password_hash if user else _dummy_hash(), password or "") and user is not None
     with session_scope() as session:
         if not ok:
             session.add(LoginFailure(ip=ip[:64], username=username))
