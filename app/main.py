@@ -8,13 +8,18 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager, suppress
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, tasks
 from app.accounts import sessions, users
 from app.db import ensure_migrated
+from app.errors import AssetMonError
 from app.jobs import broker, diskspace, fallback, recovery
 from app.monitor import scheduler
 from app.settings import PROJECT_ROOT, Settings, get_settings
@@ -94,6 +99,37 @@ async def lifespan(app: FastAPI):
         fallback.uninstall()
 
 
+def _install_error_handlers(app: FastAPI) -> None:
+    """One handler for all of AssetMon's own errors, and one each for FastAPI's validation errors, HTTP
+    exceptions, and anything unexpected: a page for people following a link, JSON for everything else."""
+    errors.document_errors(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        found = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return errors.json_error(422, f"invalid request: {errors.describe_validation(exc.errors())}", errors=found)
+
+    @app.exception_handler(AssetMonError)
+    async def _ours(request: Request, exc: AssetMonError) -> Response:
+        # Every error of ours carries the HTTP status that says what went wrong (app/errors.py).
+        return errors.page_or_json(request, exc.status_code, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return errors.page_or_json(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        if diskspace.is_full(exc):  # 507 Insufficient Storage, and what to do about it
+            log.error("%s %s: %s", request.method, request.url.path, exc)
+            return errors.page_or_json(request, 507, diskspace.message().replace("run it again", "try again"))
+        if isinstance(exc, OperationalError):  # the database is down or busy: temporary, and not our bug
+            log.error("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+            return errors.page_or_json(request, 503, "the database is unavailable right now; try again in a moment")
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return errors.page_or_json(request, 500, "internal error; the server log has the details")
+
+
 def _configure_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)-8s %(name)s: %(message)s")
@@ -102,7 +138,7 @@ def _configure_logging() -> None:
 def create_app() -> FastAPI:
     _configure_logging()
     app = FastAPI(title="AssetMon", version=__version__, lifespan=lifespan)
-    errors.install(app)
+    _install_error_handlers(app)
     # Added first, so it runs inside security_headers: refusals get the headers too.
     app.middleware("http")(auth.authenticate)
     app.middleware("http")(security_headers)

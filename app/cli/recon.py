@@ -63,15 +63,14 @@ def scan(
     Exit 0: queued, or (with --wait) the scan succeeded; 1: it failed or was cancelled; 2: bad input."""
     prepare_db()
     try:
-        scan_row = scans.create(target, modules, _options(resolver, ct_url, ports, http_ports), queue=queue)
+        scan_row, job = scans.create(target, modules, _options(resolver, ct_url, ports, http_ports), queue=queue)
     except (ScanError, InvalidArguments) as exc:
         fail(str(exc).removeprefix(f"invalid arguments for {scans.TASK}: "))
     if not wait:
-        data = scans.to_dict(scan_row, with_result=False)
         if output is ScanFormat.json:
-            print_json({k: data[k] for k in ("scan_id", "job_id", "status", "backend")})
+            print_json({"scan_id": scan_row.id, "job_id": job.id, "status": job.status, "backend": job.backend})
         else:
-            out.print(f"scan {scan_row.id} queued ({data['backend']}); job {scan_row.job_id}", highlight=False)
+            out.print(f"scan {scan_row.id} queued ({job.backend}); job {job.id}", highlight=False)
             out.print(f"follow it: assetmon jobs show {scan_row.job_id}", highlight=False)
         return
     final = _follow(scan_row.id)

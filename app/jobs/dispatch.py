@@ -59,10 +59,11 @@ def send(
     status = status or broker.status()
     if status.serves(job.queue):
         try:
-            _publish(job, countdown)
             if job.backend != Backend.celery:
                 store.set_backend(job.id, Backend.celery.value, "queued for a Celery worker")
-            return store.get_job(job.id)
+            queued = store.get_job(job.id)  # as it was sent: a worker may take it the moment it is published
+            _publish(queued, countdown)
+            return queued
         except Exception as exc:
             broker.invalidate()
             reason = f"publishing to Celery failed ({exc}); jobs run inside the web process"

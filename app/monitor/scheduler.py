@@ -60,7 +60,7 @@ def fire_due(now: datetime | None = None) -> list[str]:
     started = []
     for target in claim_due(now):
         try:
-            scan = scans.create(str(target.id), source="schedule")
+            scan, _ = scans.create(str(target.id), source="schedule")
         except ScanBusy as exc:
             log.info("scheduled run of %s skipped: %s", target.name, exc)
             continue

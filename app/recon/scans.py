@@ -42,9 +42,10 @@ def create(
     background: Any = None,
     source: str = "api",
     queue: str | None = None,
-) -> Scan:
-    """Validate, record the scan, and queue its job. Nothing is written when the input is bad;
-    a stored target with a scan queued or running gets ScanBusy (409), whoever asks."""
+) -> tuple[Scan, Job]:
+    """Validate, record the scan, and queue its job; returns the scan and its job as it was queued.
+    Nothing is written when the input is bad; a stored target with a scan queued or running gets
+    ScanBusy (409), whoever asks."""
     if not isinstance(target, str):
         raise ScanError("'target' must be a string: a target's name or id, a domain, an IP/CIDR or a URL")
     stored, scope, label = resolve_target(target)
@@ -83,7 +84,7 @@ def create(
             row.job_id = job.id
             session.add(row)
     scan.job_id = job.id
-    return scan
+    return scan, job
 
 
 def _active_scan(session, target_id: int) -> tuple[str, str] | None:

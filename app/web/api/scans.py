@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.errors import ScanError
 from app.jobs import cancel
-from app.models import Scan
+from app.models import Job, Scan
 from app.recon import scans
 from app.web.api import RowIdFilter, UnicodeOnly
 
@@ -25,10 +25,10 @@ def _scan(scan_id: str) -> Scan:
     return scans.get(scan_id)
 
 
-def started(scan: Scan) -> dict[str, Any]:
-    """What starting a scan answers (202)."""
-    data = scans.to_dict(scan, with_result=False)
-    return {"scan_id": scan.id, "job_id": scan.job_id, "status": data["status"], "backend": data["backend"]}
+def started(created: tuple[Scan, Job]) -> dict[str, Any]:
+    """What starting a scan answers (202): its job as it was queued (a worker may have started it since)."""
+    scan, job = created
+    return {"scan_id": scan.id, "job_id": job.id, "status": job.status, "backend": job.backend}
 
 
 @router.post("/scans", status_code=202)
@@ -42,10 +42,10 @@ async def start_scan(
         raise ScanError(f"unknown field(s): {', '.join(unknown)}; a scan takes target, modules, options")
     if "target" not in body:
         raise ScanError("'target' is required: a target's name or id, a domain, an IP/CIDR or a URL")
-    scan = await run_in_threadpool(
+    created = await run_in_threadpool(
         scans.create, body["target"], body.get("modules"), body.get("options"), background=background
     )
-    return started(scan)
+    return started(created)
 
 
 @router.get("/scans")

@@ -75,7 +75,7 @@ async def start_scan(request: Request, background: BackgroundTasks) -> HTMLRespo
     require_htmx(request)
     form = await request.form()
     try:
-        scan = await run_in_threadpool(
+        scan, _ = await run_in_threadpool(
             scans.create, str(form.get("target", "")), list(form.getlist("modules")) or None, None, background
         )
     except (ScanError, InvalidArguments) as exc:
