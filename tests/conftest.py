@@ -142,6 +142,16 @@ def fallback_web(fallback_env: dict[str, str]) -> Iterator[WebServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """One fallback-mode web server per test process, for tests that only read or whose requests are
+    refused (they write nothing, and most check that): starting a server per test is most of their time.
+    A test that writes, or needs an empty database, uses `fallback_web`."""
+    server = WebServer(app_env(tmp_path_factory.mktemp("shared") / "data", UNREACHABLE_REDIS)).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def lab() -> Iterator[tuple[LabServer, LabServer, list[Planted]]]:
     """A small web app with planted fake secrets on 127.0.0.1, and an off-site server on 127.0.0.2."""

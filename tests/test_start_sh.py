@@ -29,7 +29,8 @@ class StartSh:
             text=True,
             start_new_session=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -48,7 +49,10 @@ class StartSh:
     def finish(self, sig: int = signal.SIGINT, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout=timeout)
+        code = self.proc.wait(timeout=timeout)
+        # Its last lines may still be in the pipe when it exits: read them all before anyone looks.
+        self.reader.join(timeout=10)
+        return code
 
     def cleanup(self) -> None:
         if self.proc.poll() is None:

@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes, urldefrag, urljoin, urlsplit
 
 import httpx
 
-from app.errors import BodyRefused
+from app.errors import BodyRefused, SkipFile
 from app.jobs.context import current_job
 from app.net.body import read_whole
 from app.net.pinning import PinFunction, pinned_transport
@@ -31,10 +31,6 @@ from app.settings import get_settings
 
 MAX_REDIRECTS = 5
 MAX_ENDPOINTS = 5000
-
-
-class Skip(Exception):
-    """A response that is not scanned; the message says why."""
 
 
 @dataclass
@@ -120,18 +116,18 @@ async def _get(client: httpx.AsyncClient, url: str, target: str, limits: Limits)
             if response.is_redirect and "location" in response.headers:
                 location = urljoin(url, response.headers["location"])
                 if not same_site(location, target):
-                    raise Skip(f"redirects off the site, to {location}")
+                    raise SkipFile(f"redirects off the site, to {location}")
                 url = urldefrag(location)[0]
                 continue
             if response.status_code >= 400:
-                raise Skip(f"HTTP {response.status_code}")
+                raise SkipFile(f"HTTP {response.status_code}")
             try:
                 body = await read_whole(response, limits.max_file_bytes, limits.max_decompression_ratio)
             except BodyRefused as reason:
-                raise Skip(str(reason)) from None
+                raise SkipFile(str(reason)) from None
             headers = {k.lower(): v for k, v in response.headers.items()}
             return response.status_code, url, body, headers
-    raise Skip(f"more than {MAX_REDIRECTS} redirects")
+    raise SkipFile(f"more than {MAX_REDIRECTS} redirects")
 
 
 def _looks_like_html(body: bytes, content_type: str) -> bool:
@@ -147,11 +143,11 @@ def _data_uri(ref: str, limit: int) -> bytes | None:
         return None
     meta, payload = ref[5:].split(",", 1)
     if len(payload) > limit * 4 // 3 + 4:
-        raise Skip("inline source map over the size cap")
+        raise SkipFile("inline source map over the size cap")
     try:
         return base64.b64decode(payload) if meta.endswith(";base64") else unquote_to_bytes(payload)
     except ValueError:
-        raise Skip("inline source map is not valid base64") from None
+        raise SkipFile("inline source map is not valid base64") from None
 
 
 class Crawler:
@@ -211,7 +207,7 @@ class Crawler:
     def _source_map(self, ref: str, url: str, depth: int, out: list[Fetch]) -> None:
         try:
             inline = _data_uri(ref, self.limits.max_file_bytes)
-        except Skip as reason:
+        except SkipFile as reason:
             self.result.files.append(FileResult(f"{url} (inline source map)", "map", depth, url, skipped=str(reason)))
             return
         if inline is None:
@@ -230,9 +226,9 @@ class Crawler:
         item = FileResult(fetch.url, fetch.kind, fetch.depth, fetch.referrer)
         try:
             if self.result.bytes_fetched >= self.limits.max_total_bytes:
-                raise Skip(f"the job's {self.limits.max_total_bytes:,}-byte budget is spent")
+                raise SkipFile(f"the job's {self.limits.max_total_bytes:,}-byte budget is spent")
             item.status, final_url, body, headers = await _get(client, fetch.url, self.target, self.limits)
-        except Skip as reason:
+        except SkipFile as reason:
             item.skipped = str(reason)
         except httpx.HTTPError as exc:
             item.skipped = _describe_http_error(exc)

@@ -138,12 +138,12 @@ def test_the_cli_prints_the_same_document(tmp_path, recon_lab):
         ({"target": "lab.test", "extra": 1}, "unknown field(s): extra"),
     ],
 )
-def test_bad_scan_requests_are_refused_and_write_nothing(fallback_web, body, needle):
-    response = fallback_web.post("/api/v1/scans", json=body)
+def test_bad_scan_requests_are_refused_and_write_nothing(shared_web, body, needle):
+    response = shared_web.post("/api/v1/scans", json=body)
     assert response.status_code == 422, response.text
     assert needle in response.json()["detail"] and "Traceback" not in response.text
-    assert fallback_web.get("/api/v1/scans").json()["count"] == 0
-    assert fallback_web.get("/api/v1/jobs").json()["count"] == 0
+    assert shared_web.get("/api/v1/scans").json()["count"] == 0
+    assert shared_web.get("/api/v1/jobs").json()["count"] == 0
 
 
 def test_targets_crud_and_validation(fallback_web):

@@ -52,24 +52,24 @@ def csrf_of(client: httpx.Client) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
-def test_everything_but_health_and_metrics_needs_authentication(fallback_web):
+def test_everything_but_health_and_metrics_needs_authentication(shared_web):
     routes = _routes()
     assert len(routes) > 60  # every API endpoint and page, not a sample
     for method, path in routes:
-        response = fallback_web.request(method, path, auth=False, headers={"Accept": "application/json"})
+        response = shared_web.request(method, path, auth=False, headers={"Accept": "application/json"})
         assert response.status_code == 401, (method, path, response.status_code, response.text[:200])
         assert "Bearer" in response.headers.get("www-authenticate", ""), (method, path)
     # A browser asking for a page is sent to the sign-in form, and comes back after it.
-    page = fallback_web.get("/jobs?status=failed", auth=False, headers={"Accept": "text/html"}, follow_redirects=False)
+    page = shared_web.get("/jobs?status=failed", auth=False, headers={"Accept": "text/html"}, follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fjobs%3Fstatus%3Dfailed"
-    htmx = fallback_web.get("/ui/jobs/rows", auth=False, headers={"HX-Request": "true"})
+    htmx = shared_web.get("/ui/jobs/rows", auth=False, headers={"HX-Request": "true"})
     assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login"
     # Open: liveness, sign-in, static files; /metrics while METRICS_PUBLIC is true (the default).
     for path in ("/healthz", "/login", "/static/app.css", "/metrics"):
-        assert fallback_web.get(path, auth=False).status_code == 200, path
-    wrong = fallback_web.get("/api/v1/jobs", auth=False, headers={"Authorization": "Bearer am_not-a-real-token"})
+        assert shared_web.get(path, auth=False).status_code == 200, path
+    wrong = shared_web.get("/api/v1/jobs", auth=False, headers={"Authorization": "Bearer am_not-a-real-token"})
     assert wrong.status_code == 401 and wrong.json()["detail"] == "invalid or revoked API token"
-    assert fallback_web.get("/api/v1/me").json() == {"username": "API_TOKEN", "role": "admin", "via": "token"}
+    assert shared_web.get("/api/v1/me").json() == {"username": "API_TOKEN", "role": "admin", "via": "token"}
 
 
 def test_metrics_can_require_a_token(tmp_path):
@@ -231,8 +231,8 @@ def test_last_admin_cannot_be_removed(fallback_web):
     assert bad.status_code == 422 and "user name" in bad.json()["detail"]
 
 
-def test_errors_are_pages_for_people_and_json_for_programs(fallback_web):
-    client = sign_in(fallback_web)
+def test_errors_are_pages_for_people_and_json_for_programs(shared_web):
+    client = sign_in(shared_web)
     page = client.get("/targets/999", headers={"Accept": "text/html"})
     assert page.status_code == 404 and "text/html" in page.headers["content-type"]
     assert "Not found" in page.text and "no target" in page.text.lower() and "Traceback" not in page.text

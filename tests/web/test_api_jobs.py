@@ -9,8 +9,8 @@ def _job_count(web) -> int:
     return web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"]
 
 
-def test_healthz_in_fallback(fallback_web):
-    body = fallback_web.health()
+def test_healthz_in_fallback(shared_web):
+    body = shared_web.health()
     assert body["status"] == "ok" and body["mode"] == "fallback" and body["redis"] == "unreachable"
     assert body["workers"] == 0 and body["db"] == "ok" and body["version"]
     assert "not reachable; jobs run inside the web process" in body["reason"]
@@ -26,16 +26,16 @@ def test_healthz_in_fallback(fallback_web):
         ("/api/v1/jobs/trigger/diag_sleep", "{not json", 422, "not valid JSON"),
     ],
 )
-def test_bad_trigger_input_is_refused_and_writes_nothing(fallback_web, path, body, status, needle):
-    before = _job_count(fallback_web)
+def test_bad_trigger_input_is_refused_and_writes_nothing(shared_web, path, body, status, needle):
+    before = _job_count(shared_web)
     if isinstance(body, str):
-        response = fallback_web.post(path, content=body, headers={"content-type": "application/json"})
+        response = shared_web.post(path, content=body, headers={"content-type": "application/json"})
     else:
-        response = fallback_web.post(path, json=body)
+        response = shared_web.post(path, json=body)
     assert response.status_code == status, response.text
     assert needle in response.json()["detail"]
     assert "Traceback" not in response.text
-    assert _job_count(fallback_web) == before
+    assert _job_count(shared_web) == before
 
 
 @pytest.mark.parametrize(
@@ -50,8 +50,8 @@ def test_bad_trigger_input_is_refused_and_writes_nothing(fallback_web, path, bod
         ("get", "/api/v1/jobs?limit=100000", 422),
     ],
 )
-def test_bad_lookups(fallback_web, method, path, status):
-    response = getattr(fallback_web, method)(path)
+def test_bad_lookups(shared_web, method, path, status):
+    response = getattr(shared_web, method)(path)
     assert response.status_code == status, response.text
     assert response.json()["detail"]
 

@@ -74,20 +74,20 @@ def test_scan_a_url_store_findings_and_deduplicate(server, lab):
         ({"url": 5}, "valid string"),
     ],
 )
-def test_bad_scan_requests_are_refused_and_write_nothing(fallback_web, body, needle):
-    before = fallback_web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"]
-    response = fallback_web.post("/api/v1/secrets/scan", json=body)
+def test_bad_scan_requests_are_refused_and_write_nothing(shared_web, body, needle):
+    before = shared_web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"]
+    response = shared_web.post("/api/v1/secrets/scan", json=body)
     assert response.status_code == 422, response.text
     assert needle in response.json()["detail"] and "Traceback" not in response.text
-    assert fallback_web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"] == before
+    assert shared_web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"] == before
 
 
-def test_unknown_findings_and_jobs_are_404(fallback_web):
-    assert fallback_web.get("/api/v1/secrets/findings/999").status_code == 404
-    assert fallback_web.post("/api/v1/secrets/findings/999/reveal").status_code == 404
-    assert fallback_web.post("/api/v1/secrets/findings/999/triage", json={"status": "open"}).status_code == 404
+def test_unknown_findings_and_jobs_are_404(shared_web):
+    assert shared_web.get("/api/v1/secrets/findings/999").status_code == 404
+    assert shared_web.post("/api/v1/secrets/findings/999/reveal").status_code == 404
+    assert shared_web.post("/api/v1/secrets/findings/999/triage", json={"status": "open"}).status_code == 404
     # Without credentials: nothing, not even whether the finding exists.
-    assert fallback_web.post("/api/v1/secrets/findings/999/reveal", auth=False).status_code == 401
-    response = fallback_web.get("/api/v1/secrets/findings", params={"job_id": "0" * 32})
+    assert shared_web.post("/api/v1/secrets/findings/999/reveal", auth=False).status_code == 401
+    response = shared_web.get("/api/v1/secrets/findings", params={"job_id": "0" * 32})
     assert response.status_code == 404 and "no job" in response.json()["detail"]
-    assert fallback_web.get("/api/v1/secrets/findings", params={"job_id": "nope"}).status_code == 404
+    assert shared_web.get("/api/v1/secrets/findings", params={"job_id": "nope"}).status_code == 404

@@ -123,7 +123,7 @@ def test_jobs_at_work_show_their_progress_until_they_stop(web_db):
     )
 
 
-def test_the_dashboard_needs_a_signed_in_user(fallback_web):
-    page = fallback_web.get("/", auth=False, headers={"Accept": "text/html"}, follow_redirects=False)
+def test_the_dashboard_needs_a_signed_in_user(shared_web):
+    page = shared_web.get("/", auth=False, headers={"Accept": "text/html"}, follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"] == "/login?next=%2F"
-    assert fallback_web.get("/ui/dashboard/jobs", auth=False).status_code == 401
+    assert shared_web.get("/ui/dashboard/jobs", auth=False).status_code == 401
