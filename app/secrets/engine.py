@@ -160,7 +160,9 @@ def is_placeholder(value: bytes, generic: bool = True) -> bool:
 
 
 def _is_generic(rule: Rule) -> bool:
-    return rule.confidence != "high"
+    # Keyword-anchored rules (low confidence) accept any value of the right shape, so a value made of
+    # placeholder words ("my_secret_token") is a placeholder; provider formats may contain such words.
+    return rule.confidence == "low"
 
 
 def _is_free_form(rule: Rule) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.errors import RuleError
 
-BUILTIN_RULES = Path(__file__).with_name("rules.toml")
+BUILTIN_RULES = Path(__file__).with_name("rules.d")  # *.toml, read in name order
 SEVERITIES = ("low", "medium", "high", "critical")
 CONFIDENCES = ("low", "medium", "high")
 
@@ -177,12 +177,17 @@ def _read(path: Path) -> tuple[list[dict], str]:
     return rules, text
 
 
+def builtin_rule_files() -> list[Path]:
+    """The shipped rule files, one per family of providers; earlier files win where rules overlap."""
+    return sorted(BUILTIN_RULES.glob("*.toml"))
+
+
 def load_rules(extra: list[Path] | tuple[Path, ...] = (), *, builtin: bool = True) -> RuleSet:
     """The shipped rules plus the user's files. A user rule with a shipped id replaces it."""
     texts: list[str] = []
     merged: dict[str, Rule] = {}
     order = 0
-    sources = ([BUILTIN_RULES] if builtin else []) + [Path(p) for p in extra]
+    sources = (builtin_rule_files() if builtin else []) + [Path(p) for p in extra]
     for path in sources:
         raw_rules, text = _read(path)
         texts.append(text)
