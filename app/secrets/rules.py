@@ -171,7 +171,8 @@ def _read(path: Path) -> tuple[list[dict], str]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"rule file {path} is not valid TOML: {exc}") from None
-    rules = data.get("rules")
+    # A file may only say which families get no rule, and why ([[unsupported]]).
+    rules = data.get("rules", [] if isinstance(data.get("unsupported"), list) else None)
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise RuleError(f"rule file {path} must contain [[rules]] tables")
     return rules, text
