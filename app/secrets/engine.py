@@ -25,9 +25,12 @@ from pathlib import Path
 
 import hyperscan
 
+from app.secrets import public
+from app.secrets.proofs import DETAILS, NO_FINDING, PROOFS
 from app.secrets.rules import CONFIDENCES, Rule, RuleError, RuleSet
 
 MAX_CANDIDATES_PER_FILE = 200_000
+MAX_MATCHES_REMEMBERED = 100_000  # per file, for masking context windows
 _CONFIDENCE_RANK = {name: i for i, name in enumerate(CONFIDENCES)}
 
 # Values that are placeholders, not credentials.
@@ -165,6 +168,18 @@ def _is_generic(rule: Rule) -> bool:
     return rule.confidence == "low"
 
 
+def _confidence(rule: Rule, value: bytes) -> str:
+    """The rule's confidence; high when the value passes the rule's proof of format (a checksum)."""
+    return "high" if rule.validate and PROOFS[rule.validate](value) else rule.confidence
+
+
+def _description(rule: Rule, value: bytes) -> str:
+    """The rule's description, and what the value says of itself where the rule can read it (a JWT's
+    claims, never its signature)."""
+    details = DETAILS[rule.validate](value) if rule.validate in DETAILS else None
+    return f"{rule.description} ({details})" if details else rule.description
+
+
 def _is_free_form(rule: Rule) -> bool:
     # Rules that match any string assigned to a secret-sounding name, rather than a provider format.
     return rule.id.startswith(("generic-", "hardcoded-"))
@@ -188,6 +203,8 @@ def _embedded(buf: bytes, start: int, end: int) -> bool:
 def keep(rule: Rule, value: bytes, buf: bytes, match_start: int, match_end: int) -> bool:
     """Decide whether a confirmed match is a finding."""
     if rule.entropy is not None and shannon_entropy(value) < rule.entropy:
+        return False
+    if rule.validate in NO_FINDING and NO_FINDING[rule.validate](value):
         return False
     if is_placeholder(value, generic=_is_generic(rule)):
         return False
@@ -323,6 +340,7 @@ class FileScan:
         self.truncated = False
         self.bytes_scanned = 0
         self._seen: dict[tuple[int, int], Finding] = {}
+        self._matched: list[tuple[int, int]] = []  # every match of any rule, finding or not
         self._tail = b""  # the last `overlap` bytes of the previous buffer
         self._tail_start = 0  # absolute offset of _tail[0]
         self._newlines_before_tail = 0
@@ -372,10 +390,15 @@ class FileScan:
                 if s < 0 or e <= s:
                     continue
                 value = buf[s:e]
-                if keep(rule, value, buf, match.start(), match.end()):
-                    self._add(rule, index, buf, base, s, e, value)
+                if len(self._matched) < MAX_MATCHES_REMEMBERED:
+                    self._matched.append((base + s, base + e))  # masked in every context window
+                if not keep(rule, value, buf, match.start(), match.end()):
+                    continue
+                published = public.verdict(self.matcher.ruleset.public, value, buf, s, e)
+                if published != "quiet":
+                    self._add(rule, index, buf, base, s, e, value, low=published == "low")
 
-    def _add(self, rule: Rule, index: int, buf: bytes, base: int, s: int, e: int, value: bytes) -> None:
+    def _add(self, rule: Rule, index: int, buf: bytes, base: int, s: int, e: int, value: bytes, low: bool) -> None:
         key = (index, base + s)
         previous = self._seen.get(key)
         if previous is not None and previous.end - previous.start >= e - s:
@@ -384,9 +407,9 @@ class FileScan:
         window_lo = max(0, s - 320)
         finding = Finding(
             rule=rule.id,
-            description=rule.description,
+            description=_description(rule, value),
             severity=rule.severity,
-            confidence=rule.confidence,
+            confidence="low" if low else _confidence(rule, value),
             file=self.name,
             start=base + s,
             end=base + e,
@@ -405,7 +428,7 @@ class FileScan:
         if not self.findings:
             return []
         findings = resolve_overlaps(self.findings, self.matcher.rule_order)
-        mask_neighbours(findings)
+        mask_neighbours(findings, sorted(set(self._matched)))
         return findings
 
 
@@ -427,18 +450,61 @@ def resolve_overlaps(findings: list[Finding], order: dict[str, int]) -> list[Fin
     return kept
 
 
-def mask_neighbours(findings: list[Finding]) -> None:
-    """Remember where other secrets sit in each finding's context window, so no context shows them.
-    `findings` are disjoint and sorted by start (as resolve_overlaps returns them)."""
+# In a context window, values that look like credentials whether or not a rule knows them: a quoted
+# string, or a value assigned without quotes (.env files), of token characters that looks random.
+_QUOTED_VALUE = re.compile(rb"""(["'`])([A-Za-z0-9+/=_\-.~:$!*@%]{12,512})\1""")
+_ASSIGNED_VALUE = re.compile(rb"""[:=][ \t]{0,3}([A-Za-z0-9+/=_\-.~]{16,512})(?![A-Za-z0-9+/=_\-.~])""")
+_DIGIT = re.compile(rb"[0-9]")
+_LETTER = re.compile(rb"[A-Za-z]")
+
+
+def looks_random(value: bytes) -> bool:
+    """The entropy of a key rather than of a word, a date or a number: letters and digits, or (when long
+    enough) letters of both cases alone."""
+    if len(value) < 12 or not _LETTER.search(value):
+        return False
+    entropy = shannon_entropy(value)
+    if _DIGIT.search(value):
+        return entropy >= (3.3 if len(value) < 20 else 3.5)
+    return len(value) >= 20 and entropy >= 3.9 and value != value.lower() and value != value.upper()
+
+
+def random_strings(window: bytes) -> Iterator[tuple[int, int]]:
+    """Spans of the values in `window` that could be credentials nobody wrote a rule for."""
+    for match in _QUOTED_VALUE.finditer(window):
+        if looks_random(match.group(2)):
+            yield match.span(2)
+    for match in _ASSIGNED_VALUE.finditer(window):
+        if looks_random(match.group(1)):
+            yield match.span(1)
+
+
+def mask_neighbours(findings: list[Finding], matched: list[tuple[int, int]] | None = None) -> None:
+    """Remember what in each finding's context window could be a secret, so that no context shows it:
+    the other findings, every other match of any rule (a value filtered out as a finding still looks
+    like one), and every value that looks random. `findings` are disjoint and sorted by start (as
+    resolve_overlaps returns them); `matched` are (start, end) of the rules' matches, sorted."""
+    matched = matched or []
     starts = [f.start for f in findings]
     ends = [f.end for f in findings]
+    match_starts = [s for s, _ in matched]
     for f in findings:
         w_lo, w_hi = f.window_start, f.window_start + len(f.window)
-        f.masks = [
-            (g.start - w_lo, g.end - w_lo, g.redacted())
+        own = (f.start - w_lo, f.end - w_lo)
+        masks = {
+            (g.start - w_lo, g.end - w_lo): g.redacted()
             for g in findings[bisect_right(ends, w_lo) : bisect_left(starts, w_hi)]
             if g is not f
-        ]
+        }
+        # Matches start at most max_len before they end: look back far enough to catch any that reach in.
+        first = bisect_left(match_starts, w_lo - 65536)
+        spans = [(s - w_lo, e - w_lo) for s, e in matched[first : bisect_left(match_starts, w_hi)] if e > w_lo]
+        for lo, hi in [*spans, *random_strings(f.window)]:
+            lo, hi = max(lo, 0), min(hi, len(f.window))
+            if hi <= lo or (lo < own[1] and hi > own[0]) or (lo, hi) in masks:
+                continue  # the finding's own value is shown redacted already
+            masks[(lo, hi)] = redact(f.window[lo:hi].decode("utf-8", "replace"))
+        f.masks = [(lo, hi, text) for (lo, hi), text in masks.items()]
 
 
 def scan_bytes(matcher: Matcher, data: bytes, name: str = "<bytes>", chunk_size: int = 8 << 20) -> list[Finding]:

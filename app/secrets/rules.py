@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.errors import RuleError
+from app.secrets import public
+from app.secrets.proofs import COMPLETE, PROOFS
 
 BUILTIN_RULES = Path(__file__).with_name("rules.d")  # *.toml, read in name order
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -34,6 +36,7 @@ class Rule:
     entropy: float | None = None
     max_len: int = 512
     embedded_ok: bool = False
+    validate: str | None = None  # a proof of format (app/secrets/proofs.py): passed -> high confidence
     allow_regexes: tuple[re.Pattern[bytes], ...] = ()
     stopwords: tuple[bytes, ...] = ()
     generate: str | None = None
@@ -50,6 +53,7 @@ class Rule:
 class RuleSet:
     rules: tuple[Rule, ...]
     digest: str  # identifies the exact rule texts (cache key for the compiled database)
+    public: tuple[public.PublicValue, ...] = ()  # values no rule reports (app/secrets/public.py)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -119,6 +123,9 @@ def _rule_from(raw: dict, order: int, source: str) -> Rule:
     for key in ("prefilter", "generate"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             raise RuleError(f"rule {rule_id!r}: {key!r} must be a non-empty string")
+    validate = raw.get("validate")
+    if validate is not None and validate not in PROOFS:
+        raise RuleError(f"rule {rule_id!r}: validate must be one of {', '.join(PROOFS)}")
     if not isinstance(raw.get("embedded_ok", False), bool):
         raise RuleError(f"rule {rule_id!r}: embedded_ok must be true or false")
     try:
@@ -137,6 +144,7 @@ def _rule_from(raw: dict, order: int, source: str) -> Rule:
         entropy=float(entropy) if entropy is not None else None,
         max_len=max_len,
         embedded_ok=raw.get("embedded_ok", False),
+        validate=validate,
         allow_regexes=allow_regexes,
         stopwords=tuple(w.lower().encode() for w in _strings(rule_id, allow, "stopwords", "allowlist")),
         generate=raw.get("generate"),
@@ -160,7 +168,7 @@ def _strings(rule_id: str, table: dict, key: str, where: str) -> list[str]:
     return value
 
 
-def _read(path: Path) -> tuple[list[dict], str]:
+def _read(path: Path) -> tuple[list[dict], list[public.PublicValue], str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -171,11 +179,16 @@ def _read(path: Path) -> tuple[list[dict], str]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"rule file {path} is not valid TOML: {exc}") from None
-    # A file may only say which families get no rule, and why ([[unsupported]]).
-    rules = data.get("rules", [] if isinstance(data.get("unsupported"), list) else None)
+    # A file may hold only values that are public by design ([[public]]), or families that get no
+    # rule and why ([[unsupported]]).
+    other = isinstance(data.get("public"), list) or isinstance(data.get("unsupported"), list)
+    rules = data.get("rules", [] if other else None)
     if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
         raise RuleError(f"rule file {path} must contain [[rules]] tables")
-    return rules, text
+    public_values = data.get("public", [])
+    if not isinstance(public_values, list) or not all(isinstance(r, dict) for r in public_values):
+        raise RuleError(f"rule file {path}: public values must be [[public]] tables")
+    return rules, [public.parse(raw, str(path)) for raw in public_values], text
 
 
 def builtin_rule_files() -> list[Path]:
@@ -189,9 +202,11 @@ def load_rules(extra: list[Path] | tuple[Path, ...] = (), *, builtin: bool = Tru
     merged: dict[str, Rule] = {}
     order = 0
     sources = (builtin_rule_files() if builtin else []) + [Path(p) for p in extra]
+    public_values: dict[str, public.PublicValue] = {}
     for path in sources:
-        raw_rules, text = _read(path)
+        raw_rules, values, text = _read(path)
         texts.append(text)
+        public_values |= {value.id: value for value in values}
         for raw in raw_rules:
             rule = _rule_from(raw, order, str(path))
             order += 1
@@ -200,7 +215,7 @@ def load_rules(extra: list[Path] | tuple[Path, ...] = (), *, builtin: bool = Tru
     if not merged:
         raise RuleError("no rules to scan with")
     digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()
-    return RuleSet(tuple(sorted(merged.values(), key=lambda r: r.order)), digest)
+    return RuleSet(tuple(sorted(merged.values(), key=lambda r: r.order)), digest, tuple(public_values.values()))
 
 
 def _replace_order(rule: Rule, order: int) -> Rule:
@@ -247,3 +262,12 @@ def generate(spec: str, rng: random.Random) -> str:
             last = escaped or literal
             out.append(last)
     return "".join(out)
+
+
+def fake_secret(rule: Rule, rng: random.Random) -> str:
+    """A fake secret for the rule, from its `generate` pattern; one that passes the rule's proof of
+    format where it has one (so it is found with high confidence)."""
+    if not rule.generate:
+        raise RuleError(f"rule {rule.id!r} has no generate pattern")
+    value = generate(rule.generate, rng)
+    return COMPLETE[rule.validate](value) if rule.validate else value

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app.secrets.rules import generate, load_rules
+from app.secrets.rules import fake_secret, generate, load_rules
 from tests.support.processes import app_env, run_cli
 
 RULES = load_rules()
@@ -40,7 +40,7 @@ ANSI = re.compile(r"\x1b\[")
 
 def fake(rule_id: str, seed: str) -> str:
     """A fresh fake value in the shape a shipped rule expects (never a real credential)."""
-    return generate(RULES.by_id(rule_id).generate, random.Random(f"test_cli_scan:{rule_id}:{seed}"))
+    return fake_secret(RULES.by_id(rule_id), random.Random(f"test_cli_scan:{rule_id}:{seed}"))
 
 
 # ---------------------------------------------------------------- environment and inputs

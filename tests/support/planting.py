@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 
 from app.secrets.engine import Matcher, scan_bytes
-from app.secrets.rules import Rule, RuleSet, generate
+from app.secrets.rules import Rule, RuleSet, fake_secret
 
 # Extra realistic homes for a bare provider token, beyond each rule's own examples.
 TOKEN_CONTEXTS = [
@@ -47,7 +47,7 @@ class Plant:
 
 def _contexts(rule: Rule, matcher: Matcher, rng: random.Random) -> list[str]:
     contexts = list(rule.true_examples)
-    probe = generate(rule.generate, rng)
+    probe = fake_secret(rule, rng)
     if [f.rule for f in scan_bytes(matcher, f'v="{probe}"'.encode())] == [rule.id]:
         contexts += TOKEN_CONTEXTS  # a bare token: it can live anywhere
     return contexts
@@ -70,7 +70,7 @@ def plant(data: bytes, ruleset: RuleSet, matcher: Matcher, rng: random.Random, d
     snippets: list[tuple[str | None, str, str | None]] = []  # (rule, text, secret)
     for rule in ruleset.rules:
         for context in _contexts(rule, matcher, rng):
-            secret = generate(rule.generate, rng)
+            secret = fake_secret(rule, rng)
             snippets.append((rule.id, context.replace("{secret}", secret), secret))
     if decoys:
         snippets += [(None, d, None) for d in DECOYS]

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import brotli
 
-from app.secrets.rules import generate, load_rules
+from app.secrets.rules import fake_secret, load_rules
 
 
 @dataclass
@@ -77,7 +77,7 @@ class LabServer:
 def fake(rule_id: str, rng: random.Random) -> str:
     """A freshly generated fake credential in the format of one of our rules."""
     rule = next(r for r in load_rules().rules if r.id == rule_id)
-    return generate(rule.generate, rng)
+    return fake_secret(rule, rng)
 
 
 @dataclass
