@@ -229,6 +229,14 @@ class FindingNotFound(NotFound):
         super().__init__(f"no secret finding with id {finding_id}")
 
 
+class BadConfidenceFilter(InvalidInput):
+    pass
+
+
+class SealError(Unavailable):
+    """A stored secret cannot be sealed or unsealed: the key is missing, wrong or unreadable."""
+
+
 class BadStatusFilter(InvalidInput):
     def __init__(self, status: str, allowed: Iterable[str]) -> None:
         super().__init__(f"status must be one of {', '.join(allowed)}, not {status!r}")

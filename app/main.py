@@ -22,6 +22,7 @@ from app.db import ensure_migrated
 from app.errors import AssetMonError
 from app.jobs import broker, diskspace, fallback, recovery
 from app.monitor import scheduler
+from app.secrets import sealing
 from app.settings import PROJECT_ROOT, Settings, get_settings
 from app.web import ROUTERS, auth, errors
 from app.web.headers import security_headers
@@ -75,6 +76,7 @@ async def lifespan(app: FastAPI):
     await run_in_threadpool(ensure_migrated)
     await run_in_threadpool(diskspace.ensure_reserve)  # room to record a failure should the disk fill up
     await run_in_threadpool(_first_run, settings)
+    await run_in_threadpool(sealing.seal_stored)  # values an older version stored in clear
     fallback.install(asyncio.get_running_loop(), catalogue=(tasks.__name__,))
     # A first probe before serving, so the very first request already reports the right mode.
     await run_in_threadpool(broker.status, 0)

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     admin_user: str = Field(default="admin", min_length=1, max_length=64, description="First admin's user name.")
     admin_password: str = Field(default="", description="Creates the first admin at start-up when set.")
     api_token: str = Field(default="", description="An admin bearer token for automation; empty: none.")
+    secrets_key: str = Field(
+        default="",
+        description="Fernet key sealing stored secret values; empty: DATA_DIR/secrets.key (made on first use).",
+    )
     session_hours: float = Field(default=12.0, gt=0, le=24 * 90, description="A sign-in lasts this long.")
     session_cookie_secure: str = Field(default="auto", description="auto (when served over HTTPS), true or false.")
     login_max_failures: int = Field(default=5, ge=1, le=1000, description="Failed sign-ins per user and address.")

@@ -14,9 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.cli.common import fail, out, prepare_db, print_json
-from app.errors import InvalidArguments, JobFailed, RuleError
+from app.errors import InvalidArguments, JobFailed, RuleError, SealError
 from app.jobs import JobHandle, submit
-from app.secrets import make_matcher, scan_paths, webscan
+from app.secrets import make_matcher, scan_paths, sealing, webscan
 from app.secrets.inputs import Limits
 from app.secrets.report import as_json, as_sarif, print_text
 
@@ -120,3 +120,21 @@ def _print_url_result(result: dict[str, Any]) -> None:
         f"{len(result['endpoints'])} endpoint(s) referenced · secrets redacted (reveal them in the web UI)",
         highlight=False,
     )
+
+
+@secrets_app.command("rotate-key")
+def secrets_rotate_key() -> None:
+    """Seal every stored secret value under a new key (DATA_DIR/secrets.key). Safe to run again if it
+    was interrupted; running web servers and workers pick the new key up by themselves."""
+    prepare_db()
+    try:
+        count = sealing.rotate()
+    except SealError as exc:
+        fail(str(exc))
+    out.print(f"{count:,} stored secret(s) sealed under a new key in {sealing.key_path()}; back it up", highlight=False)
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new key for SECRETS_KEY (for a deployment that keeps the key out of the data directory)."""
+    sys.stdout.write(sealing.new_key() + "\n")

@@ -17,9 +17,11 @@ from sqlmodel import Session, col, select
 
 from app.accounts import audit
 from app.db import session_scope
-from app.errors import BadStatusFilter, FindingNotFound
+from app.errors import BadConfidenceFilter, BadStatusFilter, FindingNotFound
 from app.models import SecretFinding, SecretSighting, SecretTriage, aware, iso, utcnow
+from app.secrets import sealing
 from app.secrets.engine import Finding
+from app.secrets.rules import CONFIDENCES
 from app.secrets.snippets import beautify, readable
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
@@ -65,7 +67,7 @@ def _upsert(session: Session, f: Finding, url: str, job_id: str | None) -> bool:
             severity=f.severity,
             confidence=f.confidence,
             redacted=f.redacted()[:100],
-            value=f.secret,
+            value=sealing.seal(f.secret),
             url=url[:2048],
             line=f.line,
             column=f.column,
@@ -183,17 +185,27 @@ def _for_asset(query, asset: str | None):
     return query.where(SecretFinding.asset == asset.lower().rstrip(".")) if asset else query
 
 
+def _confident(query, minimum: str):
+    """Keep findings of at least this confidence (low keeps all)."""
+    if minimum not in CONFIDENCES:
+        raise BadConfidenceFilter(f"confidence must be one of {', '.join(CONFIDENCES)}, not {minimum!r}")
+    return query.where(col(SecretFinding.confidence).in_(CONFIDENCES[CONFIDENCES.index(minimum) :]))
+
+
 def list_findings(
     asset: str | None = None,
     job_id: str | None = None,
     limit: int = 100,
     offset: int = 0,
     status: str = "all",
+    min_confidence: str = "low",
 ) -> list[dict[str, Any]]:
     """Findings, worst and newest first; per asset, or those a job saw (with that job's locations).
-    `status`: 'open' (not triaged), 'false_positive', 'resolved' or 'all'."""
+    `status`: 'open' (not triaged), 'false_positive', 'resolved' or 'all'; `min_confidence`: low,
+    medium or high (what the evidence is: a keyword, a provider's prefix, a checksum)."""
     with session_scope() as session:
         query = _with_verdicts(_for_asset(select(SecretFinding, SecretTriage), asset), status)
+        query = _confident(query, min_confidence)
         if job_id:
             query = query.where(
                 col(SecretFinding.id).in_(select(SecretSighting.finding_id).where(SecretSighting.job_id == job_id))
@@ -257,4 +269,4 @@ def reveal(finding_id: int, actor: str, ip: str = "") -> str:
         actor, "secret.reveal", f"secret finding {finding_id}", ip, fingerprint=fingerprint, asset=asset, rule=rule
     )
     log.warning("secret finding %s revealed to %s from %s", finding_id, actor, ip or "?")
-    return value
+    return sealing.unseal(value)

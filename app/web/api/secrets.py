@@ -46,13 +46,20 @@ def list_findings(
         Literal["open", "false_positive", "resolved", "all"],
         Query(description="Triage status: open (not triaged), false_positive, resolved, or all"),
     ] = "all",
+    min_confidence: Annotated[
+        Literal["low", "medium", "high"],
+        Query(description="At least this confidence: low (all), medium (a provider's prefix), high (a checksum)"),
+    ] = "low",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,  # no table has more rows than ids
 ) -> dict[str, Any]:
-    """Stored findings, worst and newest first, secrets redacted. Filter by asset (host), job and/or triage status."""
+    """Stored findings, worst and newest first, secrets redacted. Filter by asset (host), job, triage
+    status and/or confidence."""
     if job_id is not None:
         get_job(checked_job_id(job_id))  # 404 for a job that does not exist
-    rows = store.list_findings(asset=asset, job_id=job_id, status=status, limit=limit, offset=offset)
+    rows = store.list_findings(
+        asset=asset, job_id=job_id, status=status, min_confidence=min_confidence, limit=limit, offset=offset
+    )
     return {"findings": rows, "count": len(rows)}
 
 

@@ -10,6 +10,7 @@ from markupsafe import Markup, escape
 from app.errors import InvalidArguments, TriageError
 from app.jobs import health_summary, submit, to_dict
 from app.secrets import store, triage, webscan
+from app.secrets.rules import CONFIDENCES
 from app.web.api import RowId
 from app.web.auth import client_ip, require_admin
 from app.web.templating import require_htmx, templates
@@ -19,12 +20,14 @@ router = APIRouter(include_in_schema=False)
 MAX_SIGHTINGS = 50  # the newest places shown on the page; the API lists them all
 
 
-def _findings_context(asset: str | None, status: str | None) -> dict:
+def _findings_context(asset: str | None, status: str | None, confidence: str | None) -> dict:
     status = status if status in store.STATUS_FILTERS else "open"  # the work still to do, by default
+    confidence = confidence if confidence in CONFIDENCES else "low"
     return {
-        "findings": store.list_findings(asset=asset or None, status=status, limit=200),
+        "findings": store.list_findings(asset=asset or None, status=status, min_confidence=confidence, limit=200),
         "asset": asset or None,
         "status": status,
+        "confidence": confidence,
         "counts": store.counts(asset=asset or None),
     }
 
@@ -34,8 +37,9 @@ def secrets_page(
     request: Request,
     asset: str | None = Query(default=None, max_length=255),
     status: str | None = Query(default=None, max_length=20),
+    confidence: str | None = Query(default=None, max_length=20),
 ) -> HTMLResponse:
-    context = _findings_context(asset, status) | {"health": health_summary(), "assets": store.assets()}
+    context = _findings_context(asset, status, confidence) | {"health": health_summary(), "assets": store.assets()}
     return templates.TemplateResponse(request, "secrets.html", context)
 
 
@@ -44,8 +48,10 @@ def finding_rows(
     request: Request,
     asset: str | None = Query(default=None, max_length=255),
     status: str | None = Query(default=None, max_length=20),
+    confidence: str | None = Query(default=None, max_length=20),
 ) -> HTMLResponse:
-    return templates.TemplateResponse(request, "_finding_rows.html", _findings_context(asset, status))
+    context = _findings_context(asset, status, confidence)
+    return templates.TemplateResponse(request, "_finding_rows.html", context)
 
 
 @router.post("/ui/secrets/scan", response_class=HTMLResponse)
