@@ -233,6 +233,10 @@ class BadConfidenceFilter(InvalidInput):
     pass
 
 
+class VerificationOff(Conflict):
+    """Live verification was asked for where it is not turned on."""
+
+
 class SealError(Unavailable):
     """A stored secret cannot be sealed or unsealed: the key is missing, wrong or unreadable."""
 

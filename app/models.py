@@ -106,6 +106,10 @@ class SecretFinding(SQLModel, table=True):
     last_seen: datetime = Field(default_factory=utcnow)
     first_job_id: str | None = Field(default=None, max_length=32)
     last_job_id: str | None = Field(default=None, max_length=32)
+    # A live check with the provider, when someone asked for one (app/secrets/verify.py).
+    verification: str = Field(default="", max_length=20)  # "", verified, invalid, unknown
+    verification_detail: str = Field(default="", max_length=300)
+    verified_at: datetime | None = None
 
 
 class SecretSighting(SQLModel, table=True):

@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         default="",
         description="Fernet key sealing stored secret values; empty: DATA_DIR/secrets.key (made on first use).",
     )
+    # live verification of found credentials (off unless asked; app/secrets/verify.py)
+    secrets_verify: bool = Field(default=False, description="true: admins may verify findings from the web UI.")
+    secrets_verify_urls: dict[str, str] = Field(
+        default_factory=dict, description='Base URL per provider kind, JSON: {"github": "https://ghe.example/api/v3"}.'
+    )
+    secrets_verify_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    secrets_verify_per_minute: int = Field(default=30, ge=1, le=600, description="Verification requests per process.")
     session_hours: float = Field(default=12.0, gt=0, le=24 * 90, description="A sign-in lasts this long.")
     session_cookie_secure: str = Field(default="auto", description="auto (when served over HTTPS), true or false.")
     login_max_failures: int = Field(default=5, ge=1, le=1000, description="Failed sign-ins per user and address.")
@@ -207,6 +214,15 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if urlsplit(value).scheme not in ("redis", "rediss"):
             raise ValueError("REDIS_URL must start with redis:// or rediss://")
+        return value
+
+    @field_validator("secrets_verify_urls")
+    @classmethod
+    def _verify_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for kind, url in value.items():
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"SECRETS_VERIFY_URLS: {kind}: {url!r} is not an http(s) URL")
         return value
 
     @field_validator("api_token")

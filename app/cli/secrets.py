@@ -19,6 +19,7 @@ from app.jobs import JobHandle, submit
 from app.secrets import make_matcher, scan_paths, sealing, webscan
 from app.secrets.inputs import Limits
 from app.secrets.report import as_json, as_sarif, print_text
+from app.secrets.verify import verify_report
 
 secrets_app = typer.Typer(
     help="Find leaked credentials in JavaScript, HTML, JSON and source maps.", no_args_is_help=True
@@ -47,6 +48,10 @@ def secrets_scan(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, max=64, help="Processes for big directory trees (default: CPUs).")
     ] = os.cpu_count() or 1,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Ask each credential's provider whether it works (one read-only request each)."),
+    ] = False,
 ) -> None:
     """Scan files for secrets. Exit 0: nothing found, 1: findings, 2: error."""
     try:
@@ -59,6 +64,8 @@ def secrets_scan(
     report = scan_paths(
         paths, matcher=matcher, limits=Limits.from_settings(), min_confidence=min_confidence.value, processes=jobs
     )
+    if verify:
+        verify_report(report.findings)
     if output is OutputFormat.json:
         sys.stdout.write(as_json(report, reveal, indent=2 if sys.stdout.isatty() else None) + "\n")
     elif output is OutputFormat.sarif:

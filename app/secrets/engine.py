@@ -106,6 +106,7 @@ class Finding:
     source: str | None = None  # original source file, for findings inside a source map
     source_line: int | None = None
     source_column: int | None = None
+    verification: dict[str, str] | None = None  # a live check's answer, when one was asked for
 
     @property
     def fingerprint(self) -> str:

@@ -38,6 +38,8 @@ def finding_dict(f: Finding, reveal: bool = False) -> dict[str, Any]:
     }
     if f.source is not None:
         data.update(source=f.source, source_line=f.source_line, source_column=f.source_column)
+    if f.verification is not None:
+        data["verification"] = f.verification
     return data
 
 
@@ -131,6 +133,8 @@ def print_text(report: ScanReport, console: Console, reveal: bool = False) -> No
         title = f"[{colours[f.severity]}]{f.severity.upper()}[/] {escape(f.rule)} · {escape(f.description)}"
         console.print(Text(where, style="bold"), soft_wrap=True)  # whole, however long the path
         subtitle = f"confidence {f.confidence} · {f.fingerprint[:12]}"
+        if f.verification is not None:
+            subtitle += f" · {escape(f.verification['status'])}: {escape(f.verification['detail'])}"
         console.print(Panel(body, title=title, subtitle=subtitle, title_align="left", subtitle_align="left"))
     for skipped in report.skipped:
         console.print(f"[dim]skipped {escape(skipped['file'])}: {escape(skipped['reason'])}[/]")

@@ -139,6 +139,13 @@ def finding_dict(
         "first_job_id": row.first_job_id,
         "last_job_id": row.last_job_id,
         "triage": triage_dict(verdict, row) if verdict is not None else None,
+        "verification": {
+            "status": row.verification,
+            "detail": row.verification_detail,
+            "checked_at": iso(row.verified_at),
+        }
+        if row.verification
+        else None,
     }
     if sightings is not None:
         data["locations"] = [sighting_dict(s) for s in sightings]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.jobs import get_job, submit
 from app.models import MAX_ID
-from app.secrets import store, triage, webscan
+from app.secrets import store, triage, verified, webscan
 from app.web.api import RowId
 from app.web.api.jobs import checked_job_id
 from app.web.auth import client_ip, require_admin
@@ -86,6 +86,15 @@ def reveal(finding_id: RowId, request: Request) -> dict[str, Any]:
     except store.FindingNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     return {"id": finding_id, "secret": value}
+
+
+@router.post("/findings/{finding_id}/verify")
+def verify_finding(finding_id: RowId, request: Request) -> dict[str, Any]:
+    """Ask the provider whether the credential works (a read-only identity request), when SECRETS_VERIFY
+    is true: 409 while it is off. Admins only; audited. The answer (verified / invalid / unknown) is kept
+    with the finding, and a verified credential's severity is raised."""
+    user = require_admin(request)
+    return verified.verify_finding(finding_id, actor=user.username, ip=client_ip(request))
 
 
 class TriageRequest(BaseModel):

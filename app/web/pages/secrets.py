@@ -9,8 +9,9 @@ from markupsafe import Markup, escape
 
 from app.errors import InvalidArguments, TriageError
 from app.jobs import health_summary, submit, to_dict
-from app.secrets import store, triage, webscan
+from app.secrets import store, triage, verified, verify, webscan
 from app.secrets.rules import CONFIDENCES
+from app.settings import get_settings
 from app.web.api import RowId
 from app.web.auth import client_ip, require_admin
 from app.web.templating import require_htmx, templates
@@ -81,6 +82,7 @@ def finding_page(request: Request, finding_id: RowId) -> HTMLResponse:
     context = {
         "f": finding,
         "context_html": highlighted(store.display_context(finding["context"]), finding["secret"]),
+        "can_verify": get_settings().secrets_verify and verify.verifiers().get(finding["rule"]) is not None,
         "health": health_summary(),
     }
     return templates.TemplateResponse(request, "secret.html", context)
@@ -92,6 +94,14 @@ def reveal_finding(request: Request, finding_id: RowId) -> HTMLResponse:
     user = require_admin(request)
     value = store.reveal(finding_id, actor=user.username, ip=client_ip(request))
     return templates.TemplateResponse(request, "_revealed.html", {"value": value})
+
+
+@router.post("/ui/secrets/findings/{finding_id}/verify", response_class=HTMLResponse)
+def verify_finding(request: Request, finding_id: RowId) -> HTMLResponse:
+    require_htmx(request)
+    user = require_admin(request)
+    finding = verified.verify_finding(finding_id, actor=user.username, ip=client_ip(request))
+    return templates.TemplateResponse(request, "_secret_verification.html", {"f": finding, "can_verify": True})
 
 
 @router.post("/ui/secrets/findings/{finding_id}/triage", response_class=HTMLResponse)
