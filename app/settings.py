@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         default_factory=dict, description='Base URL per provider kind, JSON: {"github": "https://ghe.example/api/v3"}.'
     )
     secrets_verify_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    secrets_verify_per_minute: int = Field(default=30, ge=1, le=600, description="Verification requests per process.")
+    secrets_verify_per_minute: int = Field(default=30, ge=1, le=6000, description="Verification requests per process.")
     session_hours: float = Field(default=12.0, gt=0, le=24 * 90, description="A sign-in lasts this long.")
     session_cookie_secure: str = Field(default="auto", description="auto (when served over HTTPS), true or false.")
     login_max_failures: int = Field(default=5, ge=1, le=1000, description="Failed sign-ins per user and address.")
