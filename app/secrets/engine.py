@@ -225,7 +225,9 @@ class Matcher:
     def __init__(self, ruleset: RuleSet, cache_dir: Path | None = None) -> None:
         self.ruleset = ruleset
         self.rules = ruleset.rules
-        self.rule_order = {rule.id: rule.order for rule in ruleset.rules}
+        # Where rules overlap: the rule that declares more confidence, then the one read first, wins.
+        # (Declared, not proven: a token that proves itself a JWT still yields to a provider's own rule.)
+        self.rule_order = {rule.id: (-_CONFIDENCE_RANK[rule.confidence], rule.order) for rule in ruleset.rules}
         self.overlap = max(rule.max_len for rule in self.rules) * 2 + 1024
         self._hs = hyperscan
         self.db = self._load_or_compile(cache_dir)
@@ -433,11 +435,11 @@ class FileScan:
         return findings
 
 
-def resolve_overlaps(findings: list[Finding], order: dict[str, int]) -> list[Finding]:
+def resolve_overlaps(findings: list[Finding], order: dict[str, tuple[int, int]]) -> list[Finding]:
     """One finding per span: where rules overlap, the more confident, more specific rule wins."""
 
-    def rank(f: Finding) -> tuple[int, int, int]:
-        return (-_CONFIDENCE_RANK[f.confidence], order.get(f.rule, 1 << 30), -(f.end - f.start))
+    def rank(f: Finding) -> tuple[tuple[int, int], int]:
+        return (order.get(f.rule, (0, 1 << 30)), -(f.end - f.start))
 
     # Kept spans never overlap, so sorted by start they are sorted by end too: one neighbour to check.
     starts: list[int] = []
