@@ -395,7 +395,9 @@ class FileScan:
                 value = buf[s:e]
                 if len(self._matched) < MAX_MATCHES_REMEMBERED:
                     self._matched.append((base + s, base + e))  # masked in every context window
-                if not keep(rule, value, buf, match.start(), match.end()):
+                # Embedded: judged from the match's start (its keyword) to the secret's own end, not past a
+                # terminator the pattern consumed (a newline after an unquoted .env value).
+                if not keep(rule, value, buf, match.start(), e):
                     continue
                 published = public.verdict(self.matcher.ruleset.public, value, buf, s, e)
                 if published != "quiet":
