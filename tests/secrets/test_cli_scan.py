@@ -430,14 +430,14 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     acme = generate("acme_live_[0-9a-f]{32}", random.Random("test_cli_scan:acme"))
     values = {
         "generic-password": fake("generic-password", "mixed"),  # low
-        "hardcoded-bearer-token": fake("hardcoded-bearer-token", "mixed"),  # medium
-        "github-pat": fake("github-pat", "mixed"),  # high
+        "stripe-secret-key": fake("stripe-secret-key", "mixed"),  # medium: a prefix and the shape
+        "github-pat": fake("github-pat", "mixed"),  # high: its checksum holds
         "acme-cli-token": acme,  # high, from the user's file
     }
     path = root / "mixed.js"
     path.write_text(
         f'login({{user:"svc-backup",password:"{values["generic-password"]}"}});\n'
-        f'headers:{{Authorization:"Bearer {values["hardcoded-bearer-token"]}"}};\n'
+        f'const stripe = require("stripe")("{values["stripe-secret-key"]}");\n'
         f"const GITHUB_TOKEN=`{values['github-pat']}`;\n"
         f'const ACME={{token:"{acme}"}};\n',
         encoding="utf-8",
@@ -457,7 +457,7 @@ def test_custom_rule_file_adds_a_rule(env, mixed):
     assert len(findings) == 4
     assert {f["rule"]: f["confidence"] for f in findings} == {
         "generic-password": "low",
-        "hardcoded-bearer-token": "medium",
+        "stripe-secret-key": "medium",
         "github-pat": "high",
         "acme-cli-token": "high",
     }
