@@ -160,7 +160,12 @@ def is_placeholder(value: bytes, generic: bool = True) -> bool:
         return True
     if generic and _has_word(lower, _GENERIC_PLACEHOLDER_WORDS):
         return True
-    return bool(_REPEAT.search(value) or _PRINTF.search(value))
+    if _PRINTF.search(value):
+        return True
+    # A run of one character is a placeholder in a short value ("AKIAAAAAAAAAAAAAAAAA"); in a long one it
+    # may be structure (an OpenSSH key's header, a Twitter bearer token's leading zero bytes).
+    run = _REPEAT.search(value)
+    return bool(run and (len(value) < 40 or run.end() - run.start() >= len(value) // 4))
 
 
 def _is_generic(rule: Rule) -> bool:
