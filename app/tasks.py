@@ -24,7 +24,7 @@ from app.jobs import current_job, job
 from app.monitor import retention, watch
 from app.net.urls import check_url
 from app.recon import scans
-from app.secrets import scan_url
+from app.secrets.webscan import scan_url
 from app.settings import get_settings
 
 

@@ -13,28 +13,46 @@ import typer
 from pydantic import ValidationError
 
 from app import __version__
-from app.cli import db, jobs, recon, secrets, users
 from app.cli.common import err, out
+from app.cli.lazy import lazy_group
 from app.settings import describe_error
 
-app = typer.Typer(help="AssetMon: self-hosted attack-surface monitor.", no_args_is_help=True, add_completion=False)
-app.command()(jobs.health)
-app.command("scan")(recon.scan)
-app.command("ports")(recon.ports_command)
-app.add_typer(jobs.jobs_app, name="jobs")
-app.add_typer(db.db_app, name="db")
-app.add_typer(secrets.secrets_app, name="secrets")
-app.add_typer(users.users_app, name="users")
-app.add_typer(users.tokens_app, name="tokens")
+# Each command's module is imported when it runs: the database, the job machinery and the scanners load
+# only for the commands that use them.
+COMMANDS = {
+    "health": "app.cli.jobs:health_app",
+    "scan": "app.cli.recon:scan_app",
+    "ports": "app.cli.recon:ports_app",
+    "jobs": "app.cli.jobs:jobs_app",
+    "db": "app.cli.db:db_app",
+    "secrets": "app.cli.secrets:secrets_app",
+    "users": "app.cli.users:users_app",
+    "tokens": "app.cli.users:tokens_app",
+}
+
+app = typer.Typer(
+    help="AssetMon: self-hosted attack-surface monitor.",
+    no_args_is_help=True,
+    add_completion=False,
+    cls=lazy_group(COMMANDS),
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"assetmon {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        # Eager: it answers before a command is looked for (`assetmon --version` needs none).
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
 ) -> None:
-    if version:
-        out.print(f"assetmon {__version__}")
-        raise typer.Exit(0)
+    pass
 
 
 def main() -> None:

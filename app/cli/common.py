@@ -1,4 +1,4 @@
-"""What every command shares: the consoles, the exit with a message, the database, JSON output.
+"""What every command shares: the consoles, the exit with a message, JSON output (the database: storage.py).
 
 Exit codes: 0 success, 1 the thing asked about is not healthy / failed, 2 bad input or an error.
 """
@@ -13,9 +13,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from app.db import ensure_migrated
-from app.errors import DatabaseError
-
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -23,13 +20,6 @@ err = Console(stderr=True, soft_wrap=True)
 def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
-
-
-def prepare_db() -> None:
-    try:
-        ensure_migrated()
-    except DatabaseError as exc:
-        fail(str(exc))
 
 
 def print_json(data: Any) -> None:

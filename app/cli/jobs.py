@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli.common import fail, out, prepare_db, print_json
+from app.cli.common import fail, out, print_json
+from app.cli.storage import prepare_db
 from app.errors import InvalidArguments, JobError, JobFailed, UnknownTask
 from app.jobs import JobHandle, dispatch, health_summary, registry, store
 from app.models import JobStatus
@@ -16,8 +17,10 @@ from app.settings import QUEUES
 from app.tasks import health_check
 
 jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
+health_app = typer.Typer(add_completion=False)
 
 
+@health_app.command("health")
 def health(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     job: Annotated[bool, typer.Option("--job/--no-job", help="Also run the health_check job.")] = True,

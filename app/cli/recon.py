@@ -13,7 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli.common import err, fail, out, prepare_db, print_json
+from app import tasks  # noqa: F401 - the job catalogue: registers the jobs this command submits
+from app.cli.common import err, fail, out, print_json
+from app.cli.storage import prepare_db
 from app.errors import InvalidArguments, PortSpecError, ScanError, ScopeError
 from app.recon import Scope, modules, scans
 from app.scanners import ports as port_scanner
@@ -42,6 +44,11 @@ def _options(resolver: list[str] | None, ct_url: str | None, ports: str | None, 
     return options
 
 
+scan_app = typer.Typer(add_completion=False)
+ports_app = typer.Typer(add_completion=False)
+
+
+@scan_app.command("scan")
 def scan(
     target: Annotated[str, typer.Argument(help="A stored target's name or id, a domain, an IP/CIDR or a URL.")],
     modules: Annotated[
@@ -155,6 +162,7 @@ def _print_tables(result: dict[str, Any]) -> None:
         out.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
+@ports_app.command("ports")
 def ports_command(
     hosts: Annotated[list[str], typer.Argument(help="IP addresses or CIDRs (within the CIDR limit).")],
     ports: Annotated[str | None, typer.Option("--ports", "-p", help="e.g. 22,80,443, 8000-8100, top1000.")] = None,

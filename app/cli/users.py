@@ -11,7 +11,8 @@ from rich.table import Table
 
 from app.accounts import audit, tokens
 from app.accounts import users as accounts
-from app.cli.common import err, fail, out, prepare_db, print_json
+from app.cli.common import err, fail, out, print_json
+from app.cli.storage import prepare_db
 from app.errors import AccountError
 
 users_app = typer.Typer(help="User accounts (roles: admin, viewer).", no_args_is_help=True)

@@ -2,7 +2,8 @@
 
     make_matcher() -> Matcher          the shipped rules (rules.d/, each with its examples) + the user's
     scan_paths(paths) -> ScanReport    files and directories (inputs.py: bounded, decompressed with caps)
-    scan_url(url) -> dict              a web target's scripts, chunks and source maps (discovery.py), stored
+
+A web target's scripts, chunks and source maps: webscan.scan_url(url) (discovery.py; stored findings).
 
 The modules, one job each: rules (rules as data, checked against their examples), public (values public
 by design), proofs (checksums and envelopes that raise confidence) and webtokens (JWT claims), engine
@@ -14,6 +15,5 @@ and verified (live checks with the provider), report (text, JSON, SARIF).
 
 from app.secrets.engine import Finding, Matcher, redact
 from app.secrets.scan import ScanReport, make_matcher, scan_paths
-from app.secrets.webscan import scan_url
 
-__all__ = ["Finding", "Matcher", "ScanReport", "make_matcher", "redact", "scan_paths", "scan_url"]
+__all__ = ["Finding", "Matcher", "ScanReport", "make_matcher", "redact", "scan_paths"]

@@ -31,6 +31,7 @@ from app.secrets.rules import CONFIDENCES, Rule, RuleError, RuleSet
 
 MAX_CANDIDATES_PER_FILE = 200_000
 MAX_MATCHES_REMEMBERED = 100_000  # per file, for masking context windows
+MASKED_RADIUS = 240  # bytes each side of a secret that contexts may show, and that are masked
 _CONFIDENCE_RANK = {name: i for i, name in enumerate(CONFIDENCES)}
 
 # Values that are placeholders, not credentials.
@@ -473,10 +474,10 @@ def looks_random(value: bytes) -> bool:
     enough) letters of both cases alone."""
     if len(value) < 12 or not _LETTER.search(value):
         return False
-    entropy = shannon_entropy(value)
     if _DIGIT.search(value):
-        return entropy >= (3.3 if len(value) < 20 else 3.5)
-    return len(value) >= 20 and entropy >= 3.9 and value != value.lower() and value != value.upper()
+        return shannon_entropy(value) >= (3.3 if len(value) < 20 else 3.5)
+    # (The cheap tests first: most quoted strings in code are words and identifiers.)
+    return len(value) >= 20 and value != value.lower() and value != value.upper() and shannon_entropy(value) >= 3.9
 
 
 def random_strings(window: bytes) -> Iterator[tuple[int, int]]:
@@ -498,6 +499,7 @@ def mask_neighbours(findings: list[Finding], matched: list[tuple[int, int]] | No
     starts = [f.start for f in findings]
     ends = [f.end for f in findings]
     match_starts = [s for s, _ in matched]
+    longest = max((e - s for s, e in matched), default=0)
     for f in findings:
         w_lo, w_hi = f.window_start, f.window_start + len(f.window)
         own = (f.start - w_lo, f.end - w_lo)
@@ -506,10 +508,13 @@ def mask_neighbours(findings: list[Finding], matched: list[tuple[int, int]] | No
             for g in findings[bisect_right(ends, w_lo) : bisect_left(starts, w_hi)]
             if g is not f
         }
-        # Matches start at most max_len before they end: look back far enough to catch any that reach in.
-        first = bisect_left(match_starts, w_lo - 65536)
+        # A match that reaches into the window starts at most `longest` bytes before it.
+        first = bisect_left(match_starts, w_lo - longest)
         spans = [(s - w_lo, e - w_lo) for s, e in matched[first : bisect_left(match_starts, w_hi)] if e > w_lo]
-        for lo, hi in [*spans, *random_strings(f.window)]:
+        # Only what a context can show (MASKED_RADIUS around the secret) needs looking at.
+        shown_lo, shown_hi = max(0, own[0] - MASKED_RADIUS), own[1] + MASKED_RADIUS
+        unknown = [(shown_lo + lo, shown_lo + hi) for lo, hi in random_strings(f.window[shown_lo:shown_hi])]
+        for lo, hi in [*spans, *unknown]:
             lo, hi = max(lo, 0), min(hi, len(f.window))
             if hi <= lo or (lo < own[1] and hi > own[0]) or (lo, hi) in masks:
                 continue  # the finding's own value is shown redacted already

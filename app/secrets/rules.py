@@ -12,6 +12,7 @@ import random
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from app.errors import RuleError
@@ -44,8 +45,8 @@ class Rule:
     false_examples: tuple[str, ...] = ()
     order: int = 0  # position in the rule files: earlier (more specific) rules win overlaps
 
-    @property
-    def prefilter_is_pattern(self) -> bool:
+    @cached_property
+    def prefilter_is_pattern(self) -> bool:  # asked once per candidate: worked out once per rule
         return self.prefilter == _prefilter_of(self.pattern)
 
 

@@ -11,7 +11,7 @@ import re
 
 import jsbeautifier
 
-from app.secrets.engine import Finding
+from app.secrets.engine import MASKED_RADIUS, Finding
 
 _MARK = "ASSETMONSECRETMARK"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -33,6 +33,7 @@ def _text(finding: Finding, lo: int, hi: int, reveal: bool) -> str:
 
 
 def _around(finding: Finding, radius: int, reveal: bool) -> tuple[str, str]:
+    radius = min(radius, MASKED_RADIUS)  # never further than the engine looked for other secrets
     s = finding.start - finding.window_start
     e = finding.end - finding.window_start
     return _text(finding, max(0, s - radius), s, reveal), _text(finding, e, e + radius, reveal)
