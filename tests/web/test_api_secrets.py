@@ -56,6 +56,10 @@ def test_scan_a_url_store_findings_and_deduplicate(server, lab):
 
     open_ = server.get("/api/v1/secrets/findings", params={"status": "open", "job_id": job["job_id"]}).json()
     assert open_["count"] == len(planted)
+    # Confidence from evidence: the fake GitHub token's checksum holds, so it is high.
+    sure = server.get("/api/v1/secrets/findings", params={"min_confidence": "high"}).json()["findings"]
+    assert "github-pat" in {f["rule"] for f in sure} and all(f["confidence"] == "high" for f in sure)
+    assert len(sure) < len(planted)
 
     revealed = server.post(f"/api/v1/secrets/findings/{one['id']}/reveal").json()
     assert revealed["secret"] == next(p.value for p in planted if p.rule == "github-pat")
@@ -80,6 +84,14 @@ def test_bad_scan_requests_are_refused_and_write_nothing(shared_web, body, needl
     assert response.status_code == 422, response.text
     assert needle in response.json()["detail"] and "Traceback" not in response.text
     assert shared_web.get("/api/v1/jobs", params={"limit": 1000}).json()["count"] == before
+
+
+def test_bad_confidence_filters_and_verification_while_it_is_off(shared_web):
+    bad = shared_web.get("/api/v1/secrets/findings", params={"min_confidence": "certain"})
+    assert bad.status_code == 422 and "min_confidence" in bad.text
+    off = shared_web.post("/api/v1/secrets/findings/1/verify")
+    assert off.status_code == 409 and "SECRETS_VERIFY=true" in off.json()["detail"]
+    assert shared_web.post("/api/v1/secrets/findings/1/verify", auth=False).status_code == 401
 
 
 def test_unknown_findings_and_jobs_are_404(shared_web):
