@@ -12,9 +12,7 @@ from app.secrets.rules import builtin_rule_files, load_rules
 RULES = load_rules()
 IDS = [rule.id for rule in RULES.rules]
 UNSUPPORTED = [
-    entry
-    for path in builtin_rule_files()
-    for entry in tomllib.loads(path.read_text()).get("unsupported", [])
+    entry for path in builtin_rule_files() for entry in tomllib.loads(path.read_text()).get("unsupported", [])
 ]
 
 # family -> the id prefixes its rules start with
