@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     secrets_max_decompression_ratio: int = Field(default=100, ge=2, le=10000)
     secrets_chunk_bytes: int = Field(default=8 << 20, ge=64 << 10, le=256 << 20)
     secrets_rules_file: Path | None = Field(default=None, description="Extra rules (TOML) added to the shipped ones.")
+    secrets_cache_dir: Path | None = Field(
+        default=None, description="Where compiled rule databases are kept (shared safely); empty: DATA_DIR/cache."
+    )
 
     # JavaScript discovery on web targets (what one `secrets_scan_url` job may fetch)
     discovery_max_files: int = Field(default=200, ge=1, le=10000, description="Pages, scripts and maps per job.")

@@ -75,6 +75,7 @@ def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("REDIS_URL", UNREACHABLE_REDIS)
     monkeypatch.setenv("JOB_STALE_SECONDS", "4")
+    monkeypatch.setenv("SECRETS_CACHE_DIR", str(processes.RULE_CACHE))
     if database_url := test_database_url(tmp_path / "data"):
         monkeypatch.setenv("DATABASE_URL", database_url)
     _reset_caches()

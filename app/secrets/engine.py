@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
@@ -259,7 +260,7 @@ class Matcher:
         if cache is not None:
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
+                tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # processes sharing the cache never mix writes
                 tmp.write_bytes(hs.dumpb(db))
                 tmp.replace(cache)
             except OSError:

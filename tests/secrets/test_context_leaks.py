@@ -17,7 +17,7 @@ from app.secrets.rules import fake_secret, load_rules
 from app.secrets.scan import scan_paths
 from app.secrets.snippets import readable, snippet
 from tests.conftest import UNREACHABLE_REDIS
-from tests.support.processes import app_env, run_cli
+from tests.support.processes import RULE_CACHE, app_env, run_cli
 
 RULES = load_rules()
 PAIRS = list(zip(RULES.rules, RULES.rules[1:], strict=False))
@@ -38,7 +38,7 @@ def planted(pair, rng: random.Random) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def matcher():
-    return Matcher(RULES)
+    return Matcher(RULES, RULE_CACHE)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{p[0].id}+{p[1].id}")

@@ -12,13 +12,14 @@ from app.secrets.scan import scan_paths
 from app.secrets.snippets import snippet
 from tests.support.bundles import main_bundles, package_dirs
 from tests.support.planting import plant
+from tests.support.processes import RULE_CACHE
 
 RULES = load_rules()
 
 
 @pytest.fixture(scope="module")
 def matcher():
-    return Matcher(RULES)
+    return Matcher(RULES, RULE_CACHE)
 
 
 def test_clean_bundles_have_no_findings(matcher):

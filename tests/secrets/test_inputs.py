@@ -13,13 +13,14 @@ from app.secrets.engine import Matcher, scan_bytes
 from app.secrets.inputs import Limits
 from app.secrets.rules import generate, load_rules
 from app.secrets.scan import scan_paths
+from tests.support.processes import RULE_CACHE
 
 RULES = load_rules()
 
 
 @pytest.fixture(scope="module")
 def matcher():
-    return Matcher(RULES)
+    return Matcher(RULES, RULE_CACHE)
 
 
 def _token(seed: int = 1) -> str:

@@ -14,6 +14,7 @@ from app.secrets.engine import Matcher, scan_bytes
 from app.secrets.proofs import complete_crc32_base62, crc32_base62, crc32_tail
 from app.secrets.rules import fake_secret, generate, load_rules
 from app.secrets.snippets import snippet
+from tests.support.processes import RULE_CACHE
 
 RULES = load_rules()
 CHECKSUMMED = [rule for rule in RULES.rules if rule.validate == "crc32-base62"]
@@ -21,7 +22,7 @@ CHECKSUMMED = [rule for rule in RULES.rules if rule.validate == "crc32-base62"]
 
 @pytest.fixture(scope="module")
 def matcher():
-    return Matcher(RULES)
+    return Matcher(RULES, RULE_CACHE)
 
 
 def test_the_crc32_tail_is_base62_of_the_random_part():

@@ -10,13 +10,14 @@ import pytest
 from app.secrets import public
 from app.secrets.engine import Matcher, scan_bytes
 from app.secrets.rules import generate, load_rules
+from tests.support.processes import RULE_CACHE
 
 RULES = load_rules()
 
 
 @pytest.fixture(scope="module")
 def matcher():
-    return Matcher(RULES)
+    return Matcher(RULES, RULE_CACHE)
 
 
 def test_the_documented_public_keys_are_listed():

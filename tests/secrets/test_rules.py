@@ -6,13 +6,14 @@ import pytest
 
 from app.secrets.engine import Matcher, scan_bytes
 from app.secrets.rules import RuleError, fake_secret, generate, load_rules
+from tests.support.processes import RULE_CACHE
 
 RULES = load_rules()
 
 
 @pytest.fixture(scope="module")
 def matcher():
-    return Matcher(RULES)
+    return Matcher(RULES, RULE_CACHE)
 
 
 def test_at_least_forty_rules_each_with_examples():

@@ -17,7 +17,7 @@ from app.secrets.engine import Matcher, scan_bytes
 from app.secrets.rules import fake_secret, load_rules
 from app.settings import get_settings
 from tests.conftest import UNREACHABLE_REDIS
-from tests.support.processes import app_env, run_cli
+from tests.support.processes import RULE_CACHE, app_env, run_cli
 
 RULES = load_rules()
 
@@ -31,7 +31,7 @@ def fresh_keys():
 
 def stored_secret(seed: str) -> tuple[int, str]:
     value = fake_secret(RULES.by_id("stripe-secret-key"), random.Random(seed))
-    findings = scan_bytes(Matcher(RULES), f'const stripe = require("stripe")("{value}");'.encode())
+    findings = scan_bytes(Matcher(RULES, RULE_CACHE), f'const stripe = require("stripe")("{value}");'.encode())
     store.record(findings, "https://shop.lab.test/app.js", None)
     with session_scope() as session:
         row = session.exec(select(SecretFinding).where(SecretFinding.fingerprint == findings[0].fingerprint)).one()

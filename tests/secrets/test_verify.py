@@ -15,7 +15,7 @@ from app.accounts import audit
 from app.errors import VerificationOff
 from app.secrets import verified, verify
 from app.settings import get_settings
-from tests.support.processes import free_port
+from tests.support.processes import RULE_CACHE, free_port
 from tests.support.providers import SPEC, Providers
 
 KINDS = {v.kind: v for v in verify.verifiers().values()}
@@ -119,7 +119,7 @@ def test_a_stored_finding_is_verified_audited_and_raised(pointed, monkeypatch):
 
     rules = load_rules()
     value = fake_secret(rules.by_id("stripe-secret-key"), random.Random("verify"))
-    findings = scan_bytes(Matcher(rules), f'const stripe = require("stripe")("{value}");'.encode())
+    findings = scan_bytes(Matcher(rules, RULE_CACHE), f'const stripe = require("stripe")("{value}");'.encode())
     store.record(findings, "https://shop.lab.test/app.js", None)
     (row,) = store.list_findings()
     with pytest.raises(VerificationOff, match="SECRETS_VERIFY=true"):

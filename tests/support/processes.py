@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,10 @@ class RedisServer:
         self.proc = None
 
 
+# Compiled secret-rule databases, shared by every test process (keyed by the rules' digest).
+RULE_CACHE = Path(tempfile.gettempdir()) / f"assetmon-test-rule-cache-{os.getuid()}"
+
+
 def app_env(data_dir: Path, redis_url: str, **extra: Any) -> dict[str, str]:
     """Environment for AssetMon processes: short liveness timings so failures show within seconds."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSETMON_", "DATABASE_URL"))}
@@ -157,6 +162,7 @@ def app_env(data_dir: Path, redis_url: str, **extra: Any) -> dict[str, str]:
             "WORKER_NICE": "0",
             "PYTHONUNBUFFERED": "1",
             "API_TOKEN": API_TOKEN,
+            "SECRETS_CACHE_DIR": str(RULE_CACHE),  # the rules compile once per test run, not per process
             "ADMIN_USER": ADMIN_USER,
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
