@@ -17,11 +17,6 @@ from app.secrets.store import get_finding
 from app.settings import get_settings
 
 
-def raised(severity: str, status: str) -> str:
-    """A credential that works is worse than one that might."""
-    return verify.RAISED.get(severity, severity) if status == "verified" else severity
-
-
 def _partner(session, row: SecretFinding, partner_rule: str) -> str | None:
     places = session.exec(select(SecretSighting).where(SecretSighting.finding_id == row.id)).all()
     for place in places:
@@ -59,7 +54,7 @@ def verify_finding(finding_id: int, actor: str, ip: str = "") -> dict[str, Any]:
             raise FindingNotFound(finding_id)
         row.verification, row.verification_detail = result.status, result.detail[:300]
         row.verified_at = utcnow()
-        row.severity = raised(row.severity, result.status)
+        row.severity = verify.raised(row.severity, result.status)
         session.add(row)
         fingerprint, asset = row.fingerprint, row.asset
     subject = f"secret finding {finding_id}"

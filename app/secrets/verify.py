@@ -77,6 +77,11 @@ def verifiers() -> dict[str, Verifier]:
     return by_rule
 
 
+def raised(severity: str, status: str) -> str:
+    """A credential that works is worse than one that might."""
+    return RAISED.get(severity, severity) if status == "verified" else severity
+
+
 def needs_partner(rule: str) -> str | None:
     verifier = verifiers().get(rule)
     return verifier.partner if verifier else None
@@ -223,5 +228,4 @@ def verify_report(findings: list[Finding]) -> None:
             partner = min(near, key=lambda other: abs(other.start - finding.start)).secret if near else None
         result = verify(finding.rule, finding.secret, partner)
         finding.verification = {"status": result.status, "detail": result.detail, "checked_at": result.checked_at}
-        if result.status == "verified":
-            finding.severity = RAISED.get(finding.severity, finding.severity)
+        finding.severity = raised(finding.severity, result.status)
