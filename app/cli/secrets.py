@@ -17,7 +17,6 @@ from app.errors import RuleError
 from app.secrets import make_matcher, scan_paths
 from app.secrets.inputs import Limits
 from app.secrets.report import as_json, as_sarif, print_text
-from app.secrets.verify import verify_report
 
 secrets_app = typer.Typer(
     help="Find leaked credentials in JavaScript, HTML, JSON and source maps.",
@@ -72,6 +71,8 @@ def secrets_scan(
         paths, matcher=matcher, limits=Limits.from_settings(), min_confidence=min_confidence.value, processes=jobs
     )
     if verify:
+        from app.secrets.verify import verify_report  # the HTTP stack only when a live check is asked for
+
         verify_report(report.findings)
     if output is OutputFormat.json:
         sys.stdout.write(as_json(report, reveal, indent=2 if sys.stdout.isatty() else None) + "\n")

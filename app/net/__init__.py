@@ -7,11 +7,46 @@ to the addresses a scan resolved, and one bounded decoder for whatever a peer se
     read_body(response, cap) / read_whole(...)  app.net.body: size-, ratio- and time-capped
 """
 
-from app.net.body import Body, Decoder, read_body, read_whole
-from app.net.names import address_key, is_address, normalise_domain
-from app.net.pinning import PinFunction, pinned_transport
-from app.net.text import has_lone_surrogate, human_size
-from app.net.urls import check_url, same_site, site_of
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.net.body import Body, Decoder, read_body, read_whole
+    from app.net.names import address_key, is_address, normalise_domain
+    from app.net.pinning import PinFunction, pinned_transport
+    from app.net.text import has_lone_surrogate, human_size
+    from app.net.urls import check_url, same_site, site_of
+
+# Loaded on first use: a module that needs only names or text (the secrets CLI, on every start) does
+# not pay for httpx.
+_HOMES = {
+    "Body": "body",
+    "Decoder": "body",
+    "read_body": "body",
+    "read_whole": "body",
+    "address_key": "names",
+    "is_address": "names",
+    "normalise_domain": "names",
+    "PinFunction": "pinning",
+    "pinned_transport": "pinning",
+    "has_lone_surrogate": "text",
+    "human_size": "text",
+    "check_url": "urls",
+    "same_site": "urls",
+    "site_of": "urls",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Body",

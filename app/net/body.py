@@ -21,13 +21,15 @@ import zlib
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import brotli
-import httpx
 
 from app.errors import BodyRefused, DecodeError
 from app.net.text import human_size
+
+if TYPE_CHECKING:  # a file scan decodes without loading the HTTP stack
+    import httpx
 
 # Content-Encoding names -> what decodes them
 ENCODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate", "br": "brotli"}
