@@ -8,10 +8,13 @@ problem, so a user's rule file fails early with a message instead of at scan tim
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
 import re
+import sys
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -32,18 +35,27 @@ class Rule:
     confidence: str
     pattern: str
     keywords: tuple[str, ...]
-    regex: re.Pattern[bytes] = field(repr=False)
     prefilter: str  # the expression the multi-pattern engine searches for
     entropy: float | None = None
     max_len: int = 512
     embedded_ok: bool = False
     validate: str | None = None  # a proof of format (app/secrets/proofs.py): passed -> high confidence
-    allow_regexes: tuple[re.Pattern[bytes], ...] = ()
+    allow_patterns: tuple[str, ...] = ()
     stopwords: tuple[bytes, ...] = ()
     generate: str | None = None
     true_examples: tuple[str, ...] = ()
     false_examples: tuple[str, ...] = ()
     order: int = 0  # position in the rule files: earlier (more specific) rules win overlaps
+
+    # Compiled on first use: a scan confirms candidates of a few dozen rules, and compiling all of
+    # them would be most of a short scan's start-up. Loading has checked that they compile.
+    @cached_property
+    def regex(self) -> re.Pattern[bytes]:
+        return _compile(self.id, self.pattern)
+
+    @cached_property
+    def allow_regexes(self) -> tuple[re.Pattern[bytes], ...]:
+        return tuple(re.compile(p.encode()) for p in self.allow_patterns)
 
     @cached_property
     def prefilter_is_pattern(self) -> bool:  # asked once per candidate: worked out once per rule
@@ -96,7 +108,9 @@ def _compile(rule_id: str, pattern: str) -> re.Pattern[bytes]:
     return regex
 
 
-def _rule_from(raw: dict, order: int, source: str) -> Rule:
+def _rule_from(raw: dict, order: int, source: str, *, compile_check: bool = True) -> Rule:
+    """A validated rule. `compile_check` False skips compiling the patterns, for rule texts that were
+    compiled successfully before (the parsed-rules cache)."""
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9\-]{1,63}", rule_id):
         raise RuleError(f"{source}: rule #{order + 1} needs an id of lowercase letters, digits and dashes")
@@ -129,30 +143,33 @@ def _rule_from(raw: dict, order: int, source: str) -> Rule:
         raise RuleError(f"rule {rule_id!r}: validate must be one of {', '.join(PROOFS)}")
     if not isinstance(raw.get("embedded_ok", False), bool):
         raise RuleError(f"rule {rule_id!r}: embedded_ok must be true or false")
-    try:
-        allow_regexes = tuple(re.compile(p.encode()) for p in _strings(rule_id, allow, "regexes", "allowlist"))
-    except _REGEX_ERRORS as exc:
-        raise RuleError(f"rule {rule_id!r}: invalid allowlist regex: {exc or type(exc).__name__}") from None
-    return Rule(
+    allow_patterns = tuple(_strings(rule_id, allow, "regexes", "allowlist"))
+    rule = Rule(
         id=rule_id,
         description=raw["description"],
         severity=severity,
         confidence=confidence,
         pattern=raw["pattern"],
         keywords=tuple(k.lower() for k in keywords),
-        regex=_compile(rule_id, raw["pattern"]),
         prefilter=raw.get("prefilter") or _prefilter_of(raw["pattern"]),
         entropy=float(entropy) if entropy is not None else None,
         max_len=max_len,
         embedded_ok=raw.get("embedded_ok", False),
         validate=validate,
-        allow_regexes=allow_regexes,
+        allow_patterns=allow_patterns,
         stopwords=tuple(w.lower().encode() for w in _strings(rule_id, allow, "stopwords", "allowlist")),
         generate=raw.get("generate"),
         true_examples=tuple(_strings(rule_id, examples, "true", "examples")),
         false_examples=tuple(_strings(rule_id, examples, "false", "examples")),
         order=order,
     )
+    if compile_check:
+        rule.__dict__["regex"] = _compile(rule_id, rule.pattern)  # fills the cached property
+        try:
+            rule.__dict__["allow_regexes"] = tuple(re.compile(p.encode()) for p in allow_patterns)
+        except _REGEX_ERRORS as exc:
+            raise RuleError(f"rule {rule_id!r}: invalid allowlist regex: {exc or type(exc).__name__}") from None
+    return rule
 
 
 def _table(rule_id: str, raw: dict, key: str) -> dict:
@@ -169,17 +186,23 @@ def _strings(rule_id: str, table: dict, key: str, where: str) -> list[str]:
     return value
 
 
-def _read(path: Path) -> tuple[list[dict], list[public.PublicValue], str]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleError(f"cannot read rule file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise RuleError(f"rule file {path} is not UTF-8 text") from None
+
+
+def _parse(path: Path, text: str) -> dict:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"rule file {path} is not valid TOML: {exc}") from None
+
+
+def _contents(path: Path, data: dict) -> tuple[list[dict], list[public.PublicValue]]:
     # A file may hold only values that are public by design ([[public]]), or families that get no
     # rule and why ([[unsupported]]).
     other = isinstance(data.get("public"), list) or isinstance(data.get("unsupported"), list)
@@ -189,7 +212,48 @@ def _read(path: Path) -> tuple[list[dict], list[public.PublicValue], str]:
     public_values = data.get("public", [])
     if not isinstance(public_values, list) or not all(isinstance(r, dict) for r in public_values):
         raise RuleError(f"rule file {path}: public values must be [[public]] tables")
-    return rules, [public.parse(raw, str(path)) for raw in public_values], text
+    return rules, [public.parse(raw, str(path)) for raw in public_values]
+
+
+# Parsed rule files are cached as JSON by the digest of their texts: parsing the TOML and compiling
+# every pattern is most of a short scan's start-up. A hit skips both (the texts were checked when the
+# entry was written); every other check still runs. Bump the format when what is cached changes.
+_CACHE_FORMAT = f"rules1-py{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _cache_file(cache_dir: Path, digest: str) -> Path:
+    return cache_dir / f"secrets-{digest[:24]}-{_CACHE_FORMAT}.json"
+
+
+def _cached_parse(cache_dir: Path | None, digest: str, count: int) -> list[dict] | None:
+    if cache_dir is None:
+        return None
+    try:
+        data = json.loads(_cache_file(cache_dir, digest).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("digest") == digest:
+        files = data.get("files")
+        if isinstance(files, list) and len(files) == count and all(isinstance(f, dict) for f in files):
+            return files
+    return None
+
+
+def _store_parse(cache_dir: Path | None, digest: str, parsed: list[dict]) -> None:
+    if cache_dir is None:
+        return
+    try:
+        text = json.dumps({"digest": digest, "files": parsed})
+    except (TypeError, ValueError):
+        return  # a TOML date or time in a user's file: not cached, parsed each run
+    cache = _cache_file(cache_dir, digest)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # processes sharing the cache never mix writes
+        tmp.write_text(text)
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only data dir only costs the parse next run
 
 
 def builtin_rule_files() -> list[Path]:
@@ -197,25 +261,32 @@ def builtin_rule_files() -> list[Path]:
     return sorted(BUILTIN_RULES.glob("*.toml"))
 
 
-def load_rules(extra: list[Path] | tuple[Path, ...] = (), *, builtin: bool = True) -> RuleSet:
+def load_rules(
+    extra: list[Path] | tuple[Path, ...] = (), *, builtin: bool = True, cache_dir: Path | None = None
+) -> RuleSet:
     """The shipped rules plus the user's files. A user rule with a shipped id replaces it."""
-    texts: list[str] = []
+    sources = (builtin_rule_files() if builtin else []) + [Path(p) for p in extra]
+    texts = [_read_text(path) for path in sources]
+    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    parsed = _cached_parse(cache_dir, digest, len(sources))
+    from_cache = parsed is not None
+    if parsed is None:
+        parsed = [_parse(path, text) for path, text in zip(sources, texts, strict=True)]
     merged: dict[str, Rule] = {}
     order = 0
-    sources = (builtin_rule_files() if builtin else []) + [Path(p) for p in extra]
     public_values: dict[str, public.PublicValue] = {}
-    for path in sources:
-        raw_rules, values, text = _read(path)
-        texts.append(text)
+    for path, data in zip(sources, parsed, strict=True):
+        raw_rules, values = _contents(path, data)
         public_values |= {value.id: value for value in values}
         for raw in raw_rules:
-            rule = _rule_from(raw, order, str(path))
+            rule = _rule_from(raw, order, str(path), compile_check=not from_cache)
             order += 1
             previous = merged.get(rule.id)
             merged[rule.id] = rule if previous is None else _replace_order(rule, previous.order)
     if not merged:
         raise RuleError("no rules to scan with")
-    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    if not from_cache:
+        _store_parse(cache_dir, digest, parsed)
     return RuleSet(tuple(sorted(merged.values(), key=lambda r: r.order)), digest, tuple(public_values.values()))
 
 

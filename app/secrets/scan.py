@@ -34,7 +34,8 @@ def make_matcher(rule_files: list[Path] | None = None, ruleset: RuleSet | None =
     extra = list(rule_files or [])
     if settings.secrets_rules_file and not rule_files:
         extra.append(settings.secrets_rules_file)
-    return Matcher(ruleset or load_rules(extra), cache_dir=settings.secrets_cache_dir or settings.data_dir / "cache")
+    cache_dir = settings.secrets_cache_dir or settings.data_dir / "cache"
+    return Matcher(ruleset or load_rules(extra, cache_dir=cache_dir), cache_dir=cache_dir)
 
 
 def scan_file(matcher: Matcher, path: str | Path, limits: Limits, report: ScanReport, name: str | None = None) -> None:

@@ -97,3 +97,44 @@ def test_rules_the_linear_engine_cannot_run_are_refused(tmp_path):
     path.write_text("[[rules]]\nid='look'\ndescription='d'\npattern='(?P<secret>foo(?=bar))'\nkeywords=['foo']\n")
     with pytest.raises(RuleError, match="linear-time engine"):
         Matcher(load_rules([path], builtin=False))
+
+
+ACME_RULE = """
+[[rules]]
+id = "acme-internal-token"
+description = "ACME internal token"
+pattern = '\\b(?P<secret>acme_[0-9a-f]{32})\\b'
+keywords = ["acme_"]
+"""
+
+
+def test_parsed_rules_are_cached_by_their_texts(tmp_path):
+    mine, cache = tmp_path / "mine.toml", tmp_path / "cache"
+    mine.write_text(ACME_RULE)
+    first = load_rules([mine], cache_dir=cache)
+    (entry,) = cache.glob("secrets-*.json")
+    again = load_rules([mine], cache_dir=cache)
+    assert again.digest == first.digest and [r.id for r in again.rules] == [r.id for r in first.rules]
+    # A hit compiles patterns only when a scan needs them, and they work the same.
+    secret = "acme_" + "3f" * 16
+    assert [f.rule for f in scan_bytes(Matcher(again), f'x="{secret}"'.encode())] == ["acme-internal-token"]
+    # A changed rule file is another entry; a broken one is explained, cache or not.
+    mine.write_text(ACME_RULE.replace("{32}", "{40}"))
+    assert load_rules([mine], cache_dir=cache).by_id("acme-internal-token").pattern.endswith("{40})\\b")
+    assert len(list(cache.glob("secrets-*.json"))) == 2
+    mine.write_text(ACME_RULE.replace("(?P<secret>", "("))
+    with pytest.raises(RuleError, match="named group"):
+        load_rules([mine], cache_dir=cache)
+
+
+def test_a_damaged_rules_cache_is_read_again_from_the_files(tmp_path):
+    cache = tmp_path / "cache"
+    load_rules(cache_dir=cache)
+    (entry,) = cache.glob("secrets-*.json")
+    for damage in (b"", b"{not json", b'{"digest": "other", "files": []}', b"[1, 2]"):
+        entry.write_bytes(damage)
+        assert len(load_rules(cache_dir=cache)) == len(RULES)
+    # A cache that cannot be written (here: a file where the folder should be) only costs the parse.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    assert len(load_rules(cache_dir=blocked / "cache")) == len(RULES)
