@@ -9,8 +9,9 @@ import zlib
 import brotli
 import pytest
 
+from app.errors import SkipFile
 from app.secrets.engine import Matcher, scan_bytes
-from app.secrets.inputs import Limits
+from app.secrets.inputs import Limits, read_chunks
 from app.secrets.rules import generate, load_rules
 from app.secrets.scan import scan_paths
 from tests.support.processes import RULE_CACHE
@@ -183,3 +184,21 @@ def test_parallel_scan_gives_the_same_report_in_the_same_order(matcher, tmp_path
         (f.file, f.start, f.fingerprint) for f in serial.findings
     ]
     assert parallel.bytes_scanned == serial.bytes_scanned
+
+
+def test_a_fifo_in_place_of_a_file_is_skipped_not_waited_on(matcher, tmp_path):
+    path = tmp_path / "pipe.js"
+    os.mkfifo(path)
+    report = _scan(matcher, path)
+    assert report.findings == [] and report.skipped == [{"file": str(path), "reason": "not a regular file"}]
+    with pytest.raises(SkipFile, match="not a regular file"):
+        list(read_chunks(path, Limits()))
+
+
+def test_small_and_chunked_reads_give_the_whole_file(tmp_path):
+    data = os.urandom(3000).replace(b"\0", b"a")
+    path = tmp_path / "f.js"
+    for size in (0, 1, 1023, 1024, 1025, 3000):
+        path.write_bytes(data[:size])
+        chunks = list(read_chunks(path, Limits(chunk_size=1024)))
+        assert b"".join(chunks) == data[:size] and all(0 < len(c) <= 1024 for c in chunks)
