@@ -77,6 +77,9 @@ else
   .venv/bin/python -m pip install -q -e '.[dev]' || die "pip install failed; see the messages above"
   echo "$want" > "$stamp"
 fi
+# Byte-code for the project's own modules, as pip writes it for installed packages: with
+# PYTHONDONTWRITEBYTECODE set (containers often set it) every command would compile them at each start.
+.venv/bin/python -m compileall -q -j 0 app >/dev/null || say "could not precompile app/ (only start-up is slower)"
 
 [ -f .env ] || say "no .env: defaults apply (copy .env.example to .env to change them)"
 say "done. Start AssetMon with ./start.sh"
