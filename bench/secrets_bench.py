@@ -15,6 +15,11 @@ Hyperscan DB cache all live in a temp dir that is removed at the end. Then, one 
 4. Recall and precision of the findings from step 1 against what was planted, matched by file, byte
    offsets and rule; planted decoys must give no finding.
 
+1b. The same whole-process scans with AssetMon as it was before the rule set grew (59 rules, commit
+   PREVIOUS_RELEASE, extracted with `git archive` and run with this venv), warm runs alternated with
+   ours so that both see the same machine: more rules must not cost speed. Skipped, with the reason,
+   when git or that commit is not at hand (a shallow clone).
+
 Targets: warm median >= 300 MB/s, speed-up >= 1000x, peak RSS <= 300 MB, recall and precision
 >= 0.97, no finding from a decoy. MB is 2**20 bytes throughout. Exits 1 if a target is missed.
 
@@ -49,6 +54,8 @@ MB = 1 << 20
 ASSETMON = PROJECT_ROOT / ".venv" / "bin" / "assetmon"
 BUNDLE_SUFFIXES = (".js", ".mjs")
 
+# The last commit with the 59-rule set (app/secrets/rules.toml), before the rules became a folder.
+PREVIOUS_RELEASE = "32d602ff94fffab1fd98e8643d8f545ead371cc5"
 TARGET_MBPS = 300.0
 TARGET_SPEEDUP = 1000.0
 TARGET_RSS_MB = 300.0
@@ -171,13 +178,37 @@ def scan_env(data_dir: Path, max_file_bytes: int) -> dict[str, str]:
     return env
 
 
-def run_scan(path: Path, env: dict[str, str], workdir: Path) -> Run:
+def previous_release(target: Path) -> tuple[list[str] | None, str]:
+    """The command that runs AssetMon at PREVIOUS_RELEASE (its `app` package extracted under `target`),
+    or None and why not."""
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "archive", PREVIOUS_RELEASE, "app"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"git is not usable here ({exc})"
+    if archive.returncode != 0:
+        return None, f"commit {PREVIOUS_RELEASE[:12]} is not in this clone ({archive.stderr.decode()[-200:].strip()})"
+    target.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    # Its own `app` comes first on sys.path; the venv's editable install of this checkout is not consulted.
+    launcher = f"import sys; sys.path.insert(0, {str(target)!r}); from app.cli import main; main()"
+    return [str(ASSETMON.with_name("python")), "-c", launcher], ""
+
+
+def run_scan(path: Path, env: dict[str, str], workdir: Path, command: list[str] | None = None) -> Run:
     """Wall time (process start to exit), exit code, peak RSS and parsed JSON of one whole-process scan."""
     out_path, err_path = workdir / "scan.out", workdir / "scan.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [str(ASSETMON), "secrets", "scan", str(path), "--format", "json"], stdout=out, stderr=err, env=env
+            [*(command or [str(ASSETMON)]), "secrets", "scan", str(path), "--format", "json"],
+            stdout=out,
+            stderr=err,
+            env=env,
         )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
@@ -270,14 +301,25 @@ def main() -> int:
             flush=True,
         )
 
-        # 1. whole-process throughput: cold DB cache, then warm
+        # 1. whole-process throughput: cold DB cache, then warm; 1b. the 59-rule release, alternated
+        previous, why_not = previous_release(root / "previous")
+        previous_env = {**env, "DATA_DIR": str(root / "previous-data")}
         cold = run_scan(corpus.root, env, root)
         cache_files = sorted(p.name for p in (data_dir / "cache").glob("*.db"))
-        warm = [run_scan(corpus.root, env, root) for _ in range(args.runs)]
+        if previous:
+            run_scan(corpus.root, previous_env, root, previous)  # its cold run: compiles its DB
+        warm, previous_warm = [], []
+        for _ in range(args.runs):
+            warm.append(run_scan(corpus.root, env, root))
+            if previous:
+                previous_warm.append(run_scan(corpus.root, previous_env, root, previous))
         scanned = [r.report["bytes_scanned"] for r in (cold, *warm)]
         results.append(("corpus scan, cold DB cache", cold.seconds, scanned[0] / MB, cold.max_rss_mb))
         for i, r in enumerate(warm, 1):
             results.append((f"corpus scan, warm run {i}", r.seconds, r.report["bytes_scanned"] / MB, r.max_rss_mb))
+        for i, r in enumerate(previous_warm, 1):
+            results.append((f"59-rule release, warm run {i}", r.seconds, r.report["bytes_scanned"] / MB, r.max_rss_mb))
+        previous_mbps = [r.report["bytes_scanned"] / MB / r.seconds for r in previous_warm]
         warm_mbps = [r.report["bytes_scanned"] / MB / r.seconds for r in warm]
         in_process = statistics.median(r.report["seconds"] for r in warm)
         warm_text = ", ".join(f"{r.seconds:.2f}" for r in warm)
@@ -320,6 +362,14 @@ def main() -> int:
         f"\nwarm whole-process MB/s: best {max(warm_mbps):.1f}, median {ours:.1f} "
         f"(in-process scan time, median: {in_process:.2f} s = {scanned[-1] / MB / in_process:.1f} MB/s)"
     )
+    if previous_mbps:
+        before = statistics.median(previous_mbps)
+        print(
+            f"the 59-rule release ({PREVIOUS_RELEASE[:12]}) on the same corpus, same machine, alternated runs: "
+            f"median {before:.1f} MB/s; {len(ruleset)} rules now: {ours:.1f} MB/s ({ours / before:.2f}x)"
+        )
+    else:
+        print(f"the 59-rule release: not measured, {why_not}")
     warm_median = statistics.median(r.seconds for r in warm)
     print(
         f"cold vs warm DB cache: {cold.seconds:.2f} s vs {warm_median:.2f} s (median), "
