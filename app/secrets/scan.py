@@ -87,19 +87,22 @@ def scan_paths(
 
 
 # Parallel scanning: forked children inherit the compiled matcher (a Hyperscan database cannot be
-# pickled) and send back plain reports, batch by batch, in order, so output is deterministic.
+# pickled) and send back plain reports. Small batches taken as workers free up keep them evenly busy
+# (a batch of files dense with findings costs many times its size); the reports are put back in file
+# order, so output is deterministic.
 PARALLEL_MIN_FILES = 64
-_BATCH_FILES = 48
+_BATCH_FILES = 12
 _inherited: tuple[Matcher, Limits] | None = None
 
 
-def _scan_batch(batch: list[str | Path]) -> ScanReport:
+def _scan_batch(job: tuple[int, list[str | Path]]) -> tuple[int, ScanReport]:
     assert _inherited is not None
     matcher, limits = _inherited
+    index, batch = job
     report = ScanReport()
     for path in batch:
         scan_file(matcher, path, limits, report)
-    return report
+    return index, report
 
 
 def _scan_parallel(
@@ -108,13 +111,17 @@ def _scan_parallel(
     global _inherited
     batches = [files[i : i + _BATCH_FILES] for i in range(0, len(files), _BATCH_FILES)]
     _inherited = (matcher, limits)
+    parts: list[ScanReport | None] = [None] * len(batches)
     try:
         with multiprocessing.get_context("fork").Pool(min(processes, len(batches))) as pool:
-            for part in pool.imap(_scan_batch, batches):
-                report.findings.extend(part.findings)
-                report.files_scanned += part.files_scanned
-                report.bytes_scanned += part.bytes_scanned
-                report.skipped.extend(part.skipped)
-                report.warnings.extend(part.warnings)
+            for index, part in pool.imap_unordered(_scan_batch, enumerate(batches)):
+                parts[index] = part
     finally:
         _inherited = None
+    for part in parts:
+        assert part is not None  # imap_unordered yields every batch or raises
+        report.findings.extend(part.findings)
+        report.files_scanned += part.files_scanned
+        report.bytes_scanned += part.bytes_scanned
+        report.skipped.extend(part.skipped)
+        report.warnings.extend(part.warnings)
