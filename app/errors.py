@@ -250,6 +250,30 @@ class TriageError(InvalidInput):
     """A verdict that cannot be recorded as asked; the message says what would be accepted."""
 
 
+# --- checks -------------------------------------------------------------------------------------------------
+
+
+class TemplateError(InvalidInput):
+    """A check template that cannot be read or is malformed; the message names the file and the problem."""
+
+
+class UnsupportedTemplate(TemplateError):
+    """A well-formed template that uses something the engine does not do (yet); `reason` is short and
+    stable, so that `assetmon checks templates --stats` can count templates skipped by reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class DslError(TemplateError):
+    """A DSL expression that does not parse, calls an unknown helper, or exceeds the evaluator's bounds."""
+
+
+class ServiceProbeError(SourceError):
+    """A service probe could not run (the port refused, timed out, or answered nothing readable)."""
+
+
 # --- accounts -----------------------------------------------------------------------------------------------
 
 

@@ -116,6 +116,7 @@ def test_app_holds_entry_points_and_base_modules_the_rest_is_in_capability_folde
     packages = {path.name for path in APP.iterdir() if (path / "__init__.py").exists()}
     assert packages == {
         "accounts",
+        "checks",
         "cli",
         "jobs",
         "migrations",
