@@ -70,6 +70,28 @@ class Settings(BaseSettings):
         default=None, description="Where compiled rule databases are kept (shared safely); empty: DATA_DIR/cache."
     )
 
+    # exposure checks (app/checks/): templates and how hard they may knock
+    templates_dirs: str = Field(
+        default="", description="Folders of nuclei-format templates run besides AssetMon's own (comma-separated)."
+    )
+    checks_concurrency: int = Field(default=50, ge=1, le=1000, description="Check requests in flight per job.")
+    checks_global_rate: float = Field(default=500.0, gt=0, le=100000, description="Check requests/s in all.")
+    checks_host_rate: float = Field(default=50.0, gt=0, le=10000, description="Check requests/s to one host.")
+    checks_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description="Per request, to the last byte.")
+    checks_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20, description="Response bytes read.")
+    checks_allow_bodies: bool = Field(
+        default=False, description="Also run templates that send POST/PUT/... (state-changing methods)."
+    )
+
+    # subdomain takeover by the provider's HTTP answer (app/scanners/http/takeover.py)
+    takeover_http_check: bool = Field(
+        default=True, description="Ask a provider's edge for names whose CNAME leads there (its unclaimed page)."
+    )
+    takeover_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per takeover request.")
+    takeover_max_body_bytes: int = Field(default=256 << 10, ge=1024, le=16 << 20, description="Bytes read.")
+    takeover_https_port: int = Field(default=443, ge=1, le=65535, description="Port asked over https.")
+    takeover_http_port: int = Field(default=80, ge=1, le=65535, description="Port asked over http.")
+
     # JavaScript discovery on web targets (what one `secrets_scan_url` job may fetch)
     discovery_max_files: int = Field(default=200, ge=1, le=10000, description="Pages, scripts and maps per job.")
     discovery_max_file_bytes: int = Field(default=32 << 20, ge=1024, description="Decoded size cap per response.")
@@ -256,6 +278,10 @@ class Settings(BaseSettings):
     @property
     def queues(self) -> list[str]:
         return [q.strip() for q in self.worker_queues.split(",") if q.strip()]
+
+    @property
+    def template_folders(self) -> list[Path]:
+        return [Path(p.strip()).expanduser() for p in self.templates_dirs.split(",") if p.strip()]
 
     @property
     def redis_is_local(self) -> bool:

@@ -16,7 +16,7 @@ from app.jobs import current_job
 from app.models import Scan
 from app.recon.scope import Scope
 from app.recon.state import State
-from app.scanners import dns
+from app.scanners import dns, http
 from app.settings import Settings
 
 Progress = Callable[[int, int], None]  # progress(done, total)
@@ -38,6 +38,7 @@ class Stage:
     name: str  # shown as the scan's stage while it runs
     run: Callable[[ScanRun], Awaitable[None]]  # reads and adds to `scan.state`
     module: str | None = None  # the scan module that turns it on; None: it always runs
+    default: bool = True  # whether a scan that names no modules has this one (False: asked for by name)
     help: str = ""  # what the module does, in one line
     needs: tuple[str, ...] = ()  # stages it cannot work without: they run too (before it)
     after: tuple[str, ...] = ()  # stages that run before it whenever both run
@@ -97,30 +98,58 @@ class ScanRun:
     # --- helpers ----------------------------------------------------------------------------------------
 
     async def resolve(self, names: list[str], progress: Progress | None = None) -> dict[str, dict[str, Any]]:
-        """{name: {"addresses", "cname"?, "takeover"?}}; a dangling CNAME into a claimable service is flagged.
-        Failures are warnings of the scan, never exceptions."""
+        """{name: {"addresses", "cname"?, "takeover"?, "takeover_evidence"?}}. A subdomain takeover is a CNAME
+        into a claimable namespace whose target does not exist (DNS decides), or whose provider answers
+        for the name with its page for an unclaimed resource (HTTP decides, asked at the address this
+        scan resolved, in scope). Failures are warnings of the scan, never exceptions."""
         assert self.resolver is not None
         warnings = self.state.warnings
         raw = await dns.resolve_names(self.resolver, names, progress=progress, warnings=warnings)
         answers: dict[str, dict[str, Any]] = {}
+        ask: list[tuple[str, dns.TakeoverProvider, str]] = []
+        pins: dict[str, str] = {}
         for name, entry in raw.items():
             answer: dict[str, Any] = {"addresses": entry["A"] + entry["AAAA"]}
-            if entry["CNAME"]:
-                answer["cname"] = entry["CNAME"][0]
-                if not answer["addresses"]:
-                    try:
-                        provider = await dns.takeover_check(self.resolver, entry["CNAME"][-1])
-                    except dns.DNSFailure as exc:
-                        warnings.append(f"takeover check of {name}: {exc}")
-                        provider = None
-                    if provider:
-                        answer["takeover"] = provider
-                        warnings.append(
-                            f"{name} points at {entry['CNAME'][-1]}, which does not exist: "
-                            f"a subdomain takeover candidate ({provider})"
-                        )
             answers[name] = answer
+            if not entry["CNAME"]:
+                continue
+            answer["cname"] = entry["CNAME"][0]
+            if not answer["addresses"]:
+                try:
+                    verdict = await dns.takeover_verdict(self.resolver, entry["CNAME"][-1])
+                except dns.DNSFailure as exc:
+                    warnings.append(f"takeover check of {name}: {exc}")
+                    verdict = None
+                if verdict is not None:
+                    self._takeover(name, answer, verdict)
+                continue
+            hit = dns.http_takeover_provider(entry["CNAME"]) if self.settings.takeover_http_check else None
+            address = next((a for a in answer["addresses"] if self.state.scope.address_in_scope(a, [name])), None)
+            if hit is not None and address is not None:
+                ask.append((name, hit[1], hit[0]))
+                pins[name] = address
+        if ask:
+            s = self.settings
+            verdicts = await http.confirm_many(
+                ask,
+                pin=lambda host: pins.get(host.lower().rstrip(".")),
+                ports={"https": s.takeover_https_port, "http": s.takeover_http_port},
+                timeout=s.takeover_timeout_seconds,
+                body_cap=s.takeover_max_body_bytes,
+            )
+            for (name, _, _), verdict in zip(ask, verdicts, strict=True):
+                if verdict.vulnerable:
+                    self._takeover(name, answers[name], verdict)
         return answers
+
+    def _takeover(self, name: str, answer: dict[str, Any], verdict: dns.TakeoverVerdict) -> None:
+        answer["takeover"] = verdict.provider
+        answer["takeover_evidence"] = verdict.as_dict()
+        how = "does not exist" if verdict.method == "dns" else "answers with its page for an unclaimed name"
+        self.state.warnings.append(
+            f"{name} points at {verdict.cname}, which {how}: a subdomain takeover "
+            f"candidate ({verdict.provider}), {verdict.verdict}"
+        )
 
 
 def _spans(plan: list[Stage]) -> dict[str, tuple[float, float]]:

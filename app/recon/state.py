@@ -22,6 +22,7 @@ class State:
     scanned_ports: set[int] = field(default_factory=set)
     services: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)  # exposure check findings (stages/checks.py)
     js_files: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
 
@@ -63,6 +64,7 @@ class State:
                 entry["cname"] = answer["cname"]
             if answer.get("takeover"):
                 entry["takeover"] = answer["takeover"]
+                entry["takeover_evidence"] = answer.get("takeover_evidence", {})
             if name in self.records:
                 entry["records"] = self.records[name]
             subdomains.append(entry)
@@ -77,6 +79,7 @@ class State:
             "hosts": hosts,
             "services": sorted(self.services, key=lambda s: (s["url"], s.get("host", ""))),
             "secrets": self.secrets,
+            "checks": sorted(self.checks, key=lambda c: (c["url"], c["check"])),
             "js_files": sorted(self.js_files),
             "warnings": self.warnings,
         }

@@ -13,10 +13,13 @@ from app.scanners.dns.lookups import RECORD_TYPES, records, resolve_names
 from app.scanners.dns.resolvers import parse_resolver, resolvers_from_settings, system_resolvers
 from app.scanners.dns.takeover import (
     TakeoverProvider,
+    TakeoverVerdict,
+    http_takeover_provider,
     load_takeover_providers,
     takeover_candidate,
     takeover_check,
     takeover_provider,
+    takeover_verdict,
 )
 from app.scanners.dns.transport import MAX_TXT_CHARS, Answer, Resolver, normalise_name
 
@@ -30,7 +33,11 @@ __all__ = [
     "ResolverError",
     "TakeoverProvider",
     "brute_force",
+    "TakeoverProvider",
+    "TakeoverVerdict",
+    "http_takeover_provider",
     "load_takeover_providers",
+    "takeover_verdict",
     "load_wordlist",
     "normalise_name",
     "parse_resolver",

@@ -14,6 +14,7 @@ from app.scanners.http.fingerprint import (
     tls_info,
 )
 from app.scanners.http.probe import ProbeTarget, Service, probe
+from app.scanners.http.takeover import confirm, confirm_many
 
 __all__ = [
     "TECHNOLOGIES_FILE",
@@ -21,6 +22,8 @@ __all__ = [
     "Service",
     "Technology",
     "TlsInfo",
+    "confirm",
+    "confirm_many",
     "detect_technologies",
     "favicon_hash",
     "load_technologies",
