@@ -32,6 +32,7 @@ from app.net.body import read_body
 from app.net.pinning import PinFunction, pinned_transport
 
 EVIDENCE_BYTES = 2048  # of the response body kept with a finding
+PER_HOST_CONNECTIONS = 8  # connections kept open to one scheme://host:port
 
 
 @dataclass(frozen=True)
@@ -119,16 +120,32 @@ class _Run:
         self.on_result = on_result
         self.global_rate = _Rate(options.global_rate)
         self.host_rates: dict[str, _Rate] = {}
-        limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
-        transport = pinned_transport(options.pin, verify=_ssl_context(options.verify_tls), limits=limits)
-        self.client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(options.timeout),
-            follow_redirects=False,
-            cookies=_no_cookies(),
-            headers={"User-Agent": options.user_agent, "Accept": "*/*"},
-            trust_env=False,
-        )
+        self.context = _ssl_context(options.verify_tls)
+        self.clients: dict[str, httpx.AsyncClient] = {}
+
+    def client_for(self, url: str) -> httpx.AsyncClient:
+        """One pooled client per scheme://host:port. One pool for every host would, with more hosts than
+        connections, close an idle connection to one host for each request to another (and httpcore
+        scans the whole pool on every request): per host, connections are kept and reused."""
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}".lower()
+        client = self.clients.get(key)
+        if client is None:
+            per_host = min(self.options.concurrency, PER_HOST_CONNECTIONS)
+            limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+            transport = pinned_transport(self.options.pin, verify=self.context, limits=limits)
+            client = self.clients[key] = httpx.AsyncClient(
+                transport=transport,
+                timeout=httpx.Timeout(self.options.timeout),
+                follow_redirects=False,
+                cookies=_no_cookies(),
+                headers={"User-Agent": self.options.user_agent, "Accept": "*/*"},
+                trust_env=False,
+            )
+        return client
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self.clients.values()), return_exceptions=True)
 
     async def send(
         self, method: str, url: str, headers: list[tuple[str, str]], body: str, target_host: str
@@ -144,8 +161,9 @@ class _Run:
         self.report.requests += 1
         try:
             async with asyncio.timeout(self.options.timeout):
-                request = self.client.build_request(method, url, headers=headers, content=body.encode() or None)
-                response = await self.client.send(request, stream=True)
+                client = self.client_for(url)
+                request = client.build_request(method, url, headers=headers, content=body.encode() or None)
+                response = await client.send(request, stream=True)
                 try:
                     got = await read_body(response, self.options.body_cap)
                 finally:
@@ -293,7 +311,7 @@ async def run_templates(
         workers = max(1, min(options.concurrency, total))
         await asyncio.gather(*(worker() for _ in range(workers)))
     finally:
-        await run.client.aclose()
+        await run.aclose()
     report.results.sort(key=lambda r: (r.target, r.template, r.url))
     report.seconds = time.perf_counter() - started
     return report

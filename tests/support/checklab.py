@@ -95,7 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(lab: Lab) -> Iterator[int]:
     """Serve `lab` on 127.0.0.1; yields the port."""
     handler = type("Handler", (_Handler,), {"lab": lab})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    # Every own check connects at once: the default backlog of 5 drops connections under that load.
+    server_class = type("LabHTTPServer", (ThreadingHTTPServer,), {"request_queue_size": 512})
+    server = server_class(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
