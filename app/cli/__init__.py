@@ -27,6 +27,7 @@ COMMANDS = {
     "jobs": "app.cli.jobs:jobs_app",
     "db": "app.cli.db:db_app",
     "secrets": "app.cli.secrets:secrets_app",
+    "checks": "app.cli.checks:checks_app",
     "users": "app.cli.users:users_app",
     "tokens": "app.cli.users:tokens_app",
 }

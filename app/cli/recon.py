@@ -53,7 +53,7 @@ def scan(
     target: Annotated[str, typer.Argument(help="A stored target's name or id, a domain, an IP/CIDR or a URL.")],
     modules: Annotated[
         str | None,
-        typer.Option("--modules", "-m", help=f"Comma-separated: {','.join(modules())} (default: all)."),
+        typer.Option("--modules", "-m", help=f"Comma-separated: {','.join(modules())} (default: all but checks)."),
     ] = None,
     resolver: Annotated[
         list[str] | None, typer.Option("--resolver", help="DNS resolver HOST:PORT; repeatable.")

@@ -14,6 +14,6 @@ assets.py      what a target's scans found, a tab at a time (filtered, sorted, p
 from app.recon import assets, inventory, scans, targets
 from app.recon.pipeline import run_scan, summary_line
 from app.recon.scope import Scope
-from app.recon.stages import modules
+from app.recon.stages import default_modules, modules
 
-__all__ = ["Scope", "assets", "inventory", "modules", "run_scan", "scans", "summary_line", "targets"]
+__all__ = ["Scope", "assets", "default_modules", "inventory", "modules", "run_scan", "scans", "summary_line", "targets"]

@@ -15,7 +15,7 @@ from app.recon import stages
 def check_modules(modules: Any) -> list[str]:
     known = stages.modules()
     if modules is None:
-        return list(known)
+        return list(stages.default_modules())
     if isinstance(modules, str):
         modules = [m.strip() for m in modules.split(",") if m.strip()]
     if not isinstance(modules, list) or not modules or not all(isinstance(m, str) for m in modules):

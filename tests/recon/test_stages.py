@@ -26,10 +26,20 @@ def names(plan) -> list[str]:
 
 
 def test_the_stages_declare_the_modules_options_and_order():
-    assert names(stages.all_stages()) == ["discover", "resolve", "dns", "ports", "http", "js"]
-    assert stages.modules() == ("subdomains", "dns", "ports", "http", "js")
-    assert option_keys() == ("modules", "ct_url", "resolvers", "incremental", "ports", "http_ports")
-    assert check_modules(None) == list(stages.modules())
+    assert names(stages.all_stages()) == ["discover", "resolve", "dns", "ports", "http", "js", "checks"]
+    assert stages.modules() == ("subdomains", "dns", "ports", "http", "js", "checks")
+    assert stages.default_modules() == ("subdomains", "dns", "ports", "http", "js")  # checks: asked for
+    assert option_keys() == (
+        "modules",
+        "ct_url",
+        "resolvers",
+        "incremental",
+        "ports",
+        "http_ports",
+        "check_tags",
+        "check_severity",
+    )
+    assert check_modules(None) == list(stages.default_modules())
     with pytest.raises(ScanError, match="unknown module"):
         check_modules(["nmap"])
 
@@ -97,7 +107,7 @@ def test_adding_a_stage_is_adding_a_file(tmp_path):
         )
     assert done.returncode == 0, done.stderr[-3000:]
     listed, scan = (json.loads(line) for line in done.stdout.splitlines()[-2:])
-    assert listed == ["subdomains", "dns", "ports", "ptr", "http", "js"]  # after resolve; ties go by name
+    assert listed == ["subdomains", "dns", "ports", "ptr", "http", "js", "checks"]  # after resolve; ties go by name
     assert scan["status"] == "succeeded", scan
     found = {s["name"]: s["sources"] for s in scan["result"]["subdomains"]}
     assert found == {"lab.test": ["input"], "mail.lab.test": ["ptr"]}

@@ -60,6 +60,11 @@ def modules() -> tuple[str, ...]:
     return tuple(stage.module for stage in all_stages() if stage.module)
 
 
+def default_modules() -> tuple[str, ...]:
+    """The modules of a scan that names none: all but those a stage keeps for scans that ask for it."""
+    return tuple(stage.module for stage in all_stages() if stage.module and stage.default)
+
+
 def options() -> dict[str, Option]:
     """Every scan option any stage reads, in stage order."""
     return {name: option for stage in all_stages() for name, option in stage.options.items()}

@@ -24,7 +24,7 @@ from app.accounts import audit
 from app.errors import ScanError
 from app.jobs import health_summary
 from app.models import Target
-from app.recon import assets, modules, targets
+from app.recon import assets, default_modules, modules, targets
 from app.web.api import RowId
 from app.web.auth import client_ip, current_user, require_admin
 from app.web.templating import templates
@@ -170,7 +170,7 @@ def _values_of(target: Target) -> dict[str, Any]:
         "include": "\n".join(target.scope.get("include", [])),
         "exclude": "\n".join(target.scope.get("exclude", [])),
         "schedule": _schedule_text(target.schedule),
-        "modules": options.get("modules") or list(modules()),
+        "modules": options.get("modules") or list(default_modules()),
         "ports": options.get("ports", ""),
         "http_ports": ", ".join(str(p) for p in options.get("http_ports", [])),
         "incremental": bool(options.get("incremental")),
@@ -181,7 +181,7 @@ def _body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The API body a form stands for, and the errors only a form can make (text where a number goes)."""
     errors: dict[str, str] = {}
     options: dict[str, Any] = {}
-    if set(values["modules"]) != set(modules()):
+    if set(values["modules"]) != set(default_modules()):
         options["modules"] = values["modules"]
     if values["ports"].strip():
         options["ports"] = values["ports"].strip()
@@ -273,7 +273,7 @@ def _list_context(request: Request) -> dict[str, Any]:
         "health": health_summary(),
         "can_edit": _can_edit(request),
         "modules": modules(),
-        "values": {"modules": list(modules())},
+        "values": {"modules": list(default_modules())},
         "errors": {},
         "edit": None,
     }
