@@ -260,3 +260,28 @@ def test_hostile_targets_end_in_warnings_not_a_stuck_or_failed_scan(tmp_path):
         assert f"{name}.hostile.test" in warned, doc["warnings"]
     (huge,) = [s for s in doc["services"] if s["hostname"] == "huge.hostile.test"]
     assert huge["truncated"] is True  # read up to HTTP_MAX_BODY_BYTES of an endless gzip stream, then let go
+
+
+def test_a_scan_with_the_checks_module_reports_an_exposed_repository(tmp_path, recon_lab):
+    """The opt-in checks stage, in a real scan: the lab's web app serves its .git/config; only that
+    service is reported, through the scan's own addresses, and the plain pages trip nothing but the
+    header checks."""
+    recon_lab.web.add(
+        "/.git/config",
+        '[core]\n\trepositoryformatversion = 0\n\tbare = false\n[remote "origin"]\n\turl = https://git.lab.test/app.git\n',
+        content_type="text/plain",
+    )
+    env = app_env(tmp_path / "data", UNREACHABLE_REDIS, **recon_lab.env())
+    options = recon_lab.target()["scan_options"]
+    args = ["--resolver", options["resolvers"][0], "--ct-url", options["ct_url"], "--ports", options["ports"]]
+    args += ["--http-ports", ",".join(map(str, options["http_ports"]))]
+    done = run_cli(
+        env, "scan", "lab.test", *args, "--modules", "subdomains,dns,http,checks", "--wait", "--format", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    found = {(c["check"], c["url"]) for c in doc["checks"] if "headers" not in c["tags"]}
+    assert found == {("git-config-exposed", f"http://www.lab.test:{recon_lab.web.port}/.git/config")}
+    git = next(c for c in doc["checks"] if c["check"] == "git-config-exposed")
+    assert git["severity"] == "medium" and git["fingerprint"] and "https://git.lab.test/app.git" in git["extracted"]
+    assert recon_lab.excluded.accepted == 0 and recon_lab.offsite.requests == []
