@@ -57,7 +57,7 @@ def _load(templates, no_builtin, ids, tags, severity, authors, exclude_ids, excl
 
 @checks_app.command("run")
 def checks_run(
-    urls: Annotated[list[str], typer.Argument(help="Web services to check: http(s)://host[:port][/path].")],
+    urls: Annotated[list[str], typer.Argument(help="Web services: http(s)://host, port and path optional.")],
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="json, text or sarif")] = OutputFormat.text,
     templates: Templates = None,
     no_builtin: NoBuiltin = False,
