@@ -30,6 +30,7 @@ from app.checks.model import HttpRequest, Template
 from app.checks.variables import combinations, expand, target_variables
 from app.net.body import read_body
 from app.net.pinning import PinFunction, pinned_transport
+from app.settings import Settings
 
 EVIDENCE_BYTES = 2048  # of the response body kept with a finding
 PER_HOST_CONNECTIONS = 8  # connections kept open to one scheme://host:port
@@ -47,6 +48,20 @@ class RunOptions:
     pin: PinFunction | None = None
     max_requests: int = 200  # per template and target
     user_agent: str = "Mozilla/5.0 (compatible; AssetMon checks)"
+
+    @classmethod
+    def from_settings(cls, s: Settings, pin: PinFunction | None = None) -> RunOptions:
+        """The CHECKS_* settings: what the CLI and the scan stage both run with."""
+        return cls(
+            concurrency=s.checks_concurrency,
+            global_rate=s.checks_global_rate,
+            host_rate=s.checks_host_rate,
+            timeout=s.checks_timeout_seconds,
+            body_cap=s.checks_body_bytes,
+            allow_bodies=s.checks_allow_bodies,
+            verify_tls=s.http_verify_tls,
+            pin=pin,
+        )
 
 
 @dataclass

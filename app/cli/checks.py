@@ -78,16 +78,7 @@ def checks_run(
     loaded = _load(templates, no_builtin, ids, tags, severity, authors, exclude_ids, exclude_tags)
     if not loaded.templates:
         fail("no templates to run (check --templates and the filters)")
-    s = get_settings()
-    options = RunOptions(
-        concurrency=s.checks_concurrency,
-        global_rate=s.checks_global_rate,
-        host_rate=s.checks_host_rate,
-        timeout=s.checks_timeout_seconds,
-        body_cap=s.checks_body_bytes,
-        allow_bodies=s.checks_allow_bodies,
-        verify_tls=s.http_verify_tls,
-    )
+    options = RunOptions.from_settings(get_settings())
     report = asyncio.run(run_templates(targets, loaded.templates, options))
     if output is OutputFormat.json:
         sys.stdout.write(as_json(report, indent=2 if sys.stdout.isatty() else None) + "\n")

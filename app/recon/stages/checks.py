@@ -61,16 +61,7 @@ async def run(scan: ScanRun) -> None:
         scan.log(f"Checks: {len(loaded.skipped):,} templates skipped ({loaded.stats()['skipped_by_reason']})")
     scan.log(f"Running {len(loaded.templates):,} checks on {len(live):,} web services")
     report = scan.reporter(lambda done, total: f"Checks: {done:,} of {total:,} (check, service) pairs done")
-    options = RunOptions(
-        concurrency=s.checks_concurrency,
-        global_rate=s.checks_global_rate,
-        host_rate=s.checks_host_rate,
-        timeout=s.checks_timeout_seconds,
-        body_cap=s.checks_body_bytes,
-        allow_bodies=s.checks_allow_bodies,
-        verify_tls=s.http_verify_tls,
-        pin=state.pin,
-    )
+    options = RunOptions.from_settings(s, pin=state.pin)
 
     def on_result(result: CheckResult) -> None:
         state.checks.append(_entry(result))
