@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.cookiejar
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,7 @@ from app.checks.matching import Response, extract, request_matches
 from app.checks.model import HttpRequest, Template
 from app.checks.variables import combinations, expand, target_variables
 from app.net.body import read_body
-from app.net.pinning import PinFunction, pinned_transport
+from app.net.pinning import PinFunction, no_cookies, pinned_transport
 from app.settings import Settings
 
 EVIDENCE_BYTES = 2048  # of the response body kept with a finding
@@ -116,18 +115,6 @@ class _Rate:
             await asyncio.sleep(slot - now)
 
 
-def _no_cookies() -> httpx.Cookies:
-    # One client serves every target and template: a cookie set by one check must not change another's answer.
-    return httpx.Cookies(http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])))
-
-
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    context = httpx.create_ssl_context(verify=verify, trust_env=False)
-    if not verify:
-        context.check_hostname = False
-    return context
-
-
 class _Run:
     def __init__(self, options: RunOptions, report: RunReport, on_result: Callable[[CheckResult], None] | None):
         self.options = options
@@ -135,7 +122,8 @@ class _Run:
         self.on_result = on_result
         self.global_rate = _Rate(options.global_rate)
         self.host_rates: dict[str, _Rate] = {}
-        self.context = _ssl_context(options.verify_tls)
+        # without verify_tls, neither the chain nor the name is checked (httpx turns both off)
+        self.context = httpx.create_ssl_context(verify=options.verify_tls, trust_env=False)
         self.clients: dict[str, httpx.AsyncClient] = {}
 
     def client_for(self, url: str) -> httpx.AsyncClient:
@@ -153,7 +141,7 @@ class _Run:
                 transport=transport,
                 timeout=httpx.Timeout(self.options.timeout),
                 follow_redirects=False,
-                cookies=_no_cookies(),
+                cookies=no_cookies(),  # every template shares a host's client
                 headers={"User-Agent": self.options.user_agent, "Accept": "*/*"},
                 trust_env=False,
             )

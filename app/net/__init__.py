@@ -3,7 +3,7 @@ to the addresses a scan resolved, and one bounded decoder for whatever a peer se
 
     check_url(url) / same_site(a, b)            app.net.urls
     normalise_domain(name) / is_address(text)   app.net.names
-    pinned_transport(pin)                      app.net.pinning: connect only where `pin` says
+    pinned_transport(pin) / no_cookies()       app.net.pinning: connect only where `pin` says
     read_body(response, cap) / read_whole(...)  app.net.body: size-, ratio- and time-capped
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from app.net.body import Body, Decoder, read_body, read_whole
     from app.net.names import address_key, is_address, normalise_domain
-    from app.net.pinning import PinFunction, pinned_transport
+    from app.net.pinning import PinFunction, no_cookies, pinned_transport
     from app.net.text import has_lone_surrogate, human_size
     from app.net.urls import check_url, same_site, site_of
 
@@ -30,6 +30,7 @@ _HOMES = {
     "is_address": "names",
     "normalise_domain": "names",
     "PinFunction": "pinning",
+    "no_cookies": "pinning",
     "pinned_transport": "pinning",
     "has_lone_surrogate": "text",
     "human_size": "text",
@@ -58,6 +59,7 @@ __all__ = [
     "human_size",
     "is_address",
     "normalise_domain",
+    "no_cookies",
     "pinned_transport",
     "read_body",
     "read_whole",

@@ -7,6 +7,7 @@ httpx derives from the URL as usual). A host the pin function refuses is never c
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections.abc import Callable
 from typing import Any
 
@@ -46,3 +47,9 @@ def pinned_transport(pin: PinFunction | None, **kwargs: Any) -> httpx.AsyncHTTPT
         # httpx has no public hook for the connection backend; the pool's is set once, here.
         transport._pool._network_backend = PinnedBackend(pin)
     return transport
+
+
+def no_cookies() -> httpx.Cookies:
+    """A cookie jar that accepts none: what one request to a target is told must not change the answer to
+    the next (another check, another name on the same client)."""
+    return httpx.Cookies(http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])))

@@ -18,7 +18,6 @@ request for the headers and the body, a cap on the body, no redirects followed, 
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 import httpx
 
 from app.net.body import read_body
-from app.net.pinning import PinFunction, pinned_transport
+from app.net.pinning import PinFunction, no_cookies, pinned_transport
 from app.net.text import printable_line
 from app.scanners.dns.takeover import TakeoverProvider, TakeoverVerdict, escape_excerpt, normalise_text
 from app.settings import get_settings
@@ -61,7 +60,7 @@ def takeover_client(
         transport=transport,
         timeout=httpx.Timeout(timeout + CLOSE_GRACE),  # our deadline per request counts; this only backs it up
         follow_redirects=False,
-        cookies=httpx.Cookies(http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))),
+        cookies=no_cookies(),
         headers={
             "User-Agent": s.http_user_agent if user_agent is None else user_agent,
             "Accept": ACCEPT,
