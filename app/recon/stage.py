@@ -124,8 +124,10 @@ class ScanRun:
                     self._takeover(name, answer, verdict)
                 continue
             hit = dns.http_takeover_provider(entry["CNAME"]) if self.settings.takeover_http_check else None
+            if hit is None:
+                continue
             address = next((a for a in answer["addresses"] if self.state.scope.address_in_scope(a, [name])), None)
-            if hit is not None and address is not None:
+            if address is not None:
                 ask.append((name, hit[1], hit[0]))
                 pins[name] = address
         if ask:
