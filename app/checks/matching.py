@@ -53,6 +53,15 @@ class Response:
     def part_bytes(self, name: str) -> bytes:
         return self.body if name == "body" else self.part(name).encode("utf-8", "replace")
 
+    def header_variables(self) -> dict[str, str]:
+        """Each header as a DSL name (`content_type`, `x_powered_by`); repeated headers joined by ", "."""
+        headers: dict[str, str] = {"content_type": ""}
+        for name, value in self.headers:
+            key = name.lower().replace("-", "_")
+            if key not in _BASE_NAMES:  # a header called "Body" does not replace the body
+                headers[key] = f"{headers[key]}, {value}" if headers.get(key) else value
+        return headers
+
     def variables(self, index: int | None = None) -> dict[str, Any]:
         """The DSL's names for this response; with `index`, also the `_N` names of multi-request templates."""
         names: dict[str, Any] = {
@@ -65,12 +74,7 @@ class Response:
             "raw": self.part("all"),
             "duration": self.duration,
         }
-        headers: dict[str, str] = {"content_type": ""}
-        for name, value in self.headers:
-            key = name.lower().replace("-", "_")
-            if key not in _BASE_NAMES:  # a header called "Body" does not replace the body
-                headers[key] = f"{headers[key]}, {value}" if headers.get(key) else value
-        names |= headers
+        names |= self.header_variables()
         if index is not None:
             names |= {f"{key}_{index}": names[key] for key in _BASE_NAMES}
         return names
@@ -145,8 +149,8 @@ def extract(extractor: Extractor, response: Response, names: dict[str, Any]) -> 
                 if len(values) >= MAX_EXTRACTED:
                     break
     elif kind == "kval":
-        header_names = {k: v for k, v in response.variables().items() if isinstance(v, str)}
-        values = [header_names[key] for key in extractor.values if key in header_names and key not in _BASE_NAMES]
+        header_names = response.header_variables()
+        values = [header_names[key] for key in extractor.values if key in header_names]
     elif kind == "json":
         try:
             document = json.loads(response.part(extractor.part))
